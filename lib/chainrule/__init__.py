@@ -1,1 +1,22 @@
-"""chainrule"""
+"""chainrule: a small, readable autograd library with PyTorch's names and semantics.
+
+Read it in this order: ``engine`` (the graph and its traversal), ``function`` (how an op records
+itself), ``ops`` (every op's forward and backward side by side), ``tensor``, ``autograd``
+(``backward`` and ``grad``), then ``nn``, ``optim`` and ``func`` (per-sample and per-loss gradients).
+"""
+from . import autograd, cuda, dtypes, func, nn, optim, testing
+from .creation import (arange, as_tensor, empty, eye, full, full_like, linspace, manual_seed, ones,
+                       ones_like, rand, rand_like, randn, randn_like, tensor, zeros, zeros_like)
+from .device import device
+from .dtypes import bool, dtype, float32, float64, int64  # noqa: A004
+from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .ops import (abs, add, cat, clamp, div, exp, linear, log, matmul, max, mean, mul, neg,  # noqa: A004
+                  permute, pow, relu, reshape, sigmoid, sqrt, squeeze, stack, sub, sum, tanh,
+                  transpose, unsqueeze, where)
+from .tensor import Size, Tensor
+
+float = float32  # noqa: A001 - PyTorch's aliases
+double = float64
+long = int64
+
+__version__ = "0.1.0"

@@ -1,0 +1,159 @@
+"""The autograd front end: ``backward``, ``grad`` and ``gradcheck``, over the graph engine."""
+from . import engine
+from .grad_mode import set_grad_enabled
+from .tensor import Tensor
+
+NO_GRAD_FN = "element {} of tensors does not require grad and does not have a grad_fn"
+UNUSED = ("One of the differentiated Tensors appears to not have been used in the graph. "
+          "Set allow_unused=True if this is the desired behavior.")
+
+
+def _as_tuple(value):
+    if value is None:
+        return None
+    return (value,) if isinstance(value, Tensor) else tuple(value)
+
+
+def _seeds(outputs, grad_outputs, is_grads_batched=False):
+    """One seed per output; the implicit seed 1 exists only for a scalar output, as in PyTorch."""
+    grad_outputs = _as_tuple(grad_outputs) or (None,) * len(outputs)
+    if len(grad_outputs) != len(outputs):
+        raise RuntimeError(f"grad requires one gradient per output: got {len(grad_outputs)} "
+                           f"gradients for {len(outputs)} outputs")
+    seeds = []
+    for i, (output, seed) in enumerate(zip(outputs, grad_outputs)):
+        if not output.requires_grad:
+            raise RuntimeError(NO_GRAD_FN.format(i))
+        if seed is None:
+            if output.numel() != 1:
+                raise RuntimeError("grad can be implicitly created only for scalar outputs")
+            from .creation import ones_like
+            seed = ones_like(output)
+        elif not isinstance(seed, Tensor):
+            from .creation import tensor
+            seed = tensor(seed, dtype=output.dtype, device=output.device)
+        expected = tuple(output.shape)
+        got = tuple(seed.shape)[1:] if is_grads_batched else tuple(seed.shape)
+        if got != expected:
+            shown = list(seed.shape[1:]) if is_grads_batched else list(seed.shape)
+            raise RuntimeError(
+                f"Mismatch in shape: grad_output[{i}] has a shape of chainrule.Size({shown}) and "
+                f"output[{i}] has a shape of chainrule.Size({list(expected)}). Pass a gradient "
+                "with the output's shape (one seed per output element).")
+        if seed._backend is not output._backend:
+            raise RuntimeError("Expected all tensors to be on the same device, but found at least "
+                               f"two devices, {output._backend.device} and {seed._backend.device}!")
+        if seed.dtype is not output.dtype:
+            seed = seed.to(output.dtype)
+        seed = seed.detach() if seed.grad_fn is None else seed
+        seed._owned = True  # a leaf's .grad must never be the caller's own tensor
+        seeds.append(seed)
+    return seeds
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
+    """Accumulate d(tensors)/d(leaf) · grad_tensors into every leaf's ``.grad``."""
+    tensors = _as_tuple(tensors)
+    seeds = _seeds(tensors, grad_tensors)
+    if retain_graph is None:
+        retain_graph = create_graph
+    if inputs is not None:
+        inputs = _as_tuple(inputs)
+        grads = grad(tensors, inputs, seeds, retain_graph=retain_graph, create_graph=create_graph,
+                     allow_unused=True)
+        for tensor, g in zip(inputs, grads):
+            if g is not None:
+                tensor.grad = g if tensor.grad is None else tensor.grad + g
+        return
+    with set_grad_enabled(create_graph):
+        engine.backpropagate([t.grad_fn or t._edge()[0] for t in tensors], seeds,
+                             keep_graph=retain_graph)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         allow_unused=False, is_grads_batched=False):
+    """The gradients of ``outputs`` with respect to ``inputs``, as a tuple; ``.grad`` is left alone.
+
+    With ``is_grads_batched=True`` each seed has a leading batch axis and one vector-Jacobian
+    product per seed is computed in a single backward pass (``chainrule.func.jacobian``).
+    """
+    outputs = _as_tuple(outputs)
+    inputs = _as_tuple(inputs)
+    seeds = _seeds(outputs, grad_outputs, is_grads_batched)
+    for i, tensor in enumerate(inputs):
+        if not tensor.requires_grad:
+            raise RuntimeError(f"One of the differentiated Tensors does not require grad "
+                               f"(input {i}); call .requires_grad_() on it first.")
+    if retain_graph is None:
+        retain_graph = create_graph
+    targets = [t._edge()[0] for t in inputs]
+    with set_grad_enabled(create_graph):
+        captured = engine.backpropagate([t.grad_fn or t._edge()[0] for t in outputs], seeds,
+                                        keep_graph=retain_graph, capture=set(targets))
+    results = []
+    for tensor, target in zip(inputs, targets):
+        g = captured.get(target)
+        if g is None and not allow_unused:
+            raise RuntimeError(UNUSED)
+        results.append(g)
+    return tuple(results)
+
+
+def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
+    """Compare autograd's gradients of ``fn`` with central finite differences, in float64.
+
+    Every output element is checked against every input element: the whole Jacobian.
+    Returns True, or raises (``raise_exception=False``: returns False) saying where they differ.
+    """
+    import numpy as np
+    from .creation import tensor as make_tensor
+
+    inputs = _as_tuple(inputs)
+    for i, t in enumerate(inputs):
+        if t.requires_grad and t.dtype.name != "float64":
+            raise ValueError(f"gradcheck needs float64 inputs for precision; input {i} is "
+                             f"{t.dtype.name}: call .double() first")
+    values = [t.detach().numpy() if t.device.type == "cpu" else t.detach().cpu().numpy()
+              for t in inputs]
+
+    def evaluate(arrays):
+        args = [make_tensor(a, dtype=t.dtype, device=t.device, requires_grad=t.requires_grad)
+                for a, t in zip(arrays, inputs)]
+        out = fn(*args)
+        return args, (out if isinstance(out, Tensor) else out[0])
+
+    args, out = evaluate(values)
+    n_out = out.numel()
+    for i, t in enumerate(inputs):
+        if not t.requires_grad:
+            continue
+        analytic = np.zeros((n_out, t.numel()))
+        for k in range(n_out):
+            args, out = evaluate(values)
+            seed = np.zeros(n_out)
+            seed[k] = 1.0
+            (g,) = grad(out, args[i], make_tensor(seed.reshape(tuple(out.shape)), dtype=out.dtype,
+                                                    device=out.device), allow_unused=True)
+            analytic[k] = 0.0 if g is None else g.detach().cpu().numpy().reshape(-1)
+        numeric = np.zeros_like(analytic)
+        for j in range(t.numel()):
+            shifted = [v.copy() for v in values]
+            flat = shifted[i].reshape(-1)
+            flat[j] += eps
+            plus = evaluate(shifted)[1].detach().cpu().numpy().reshape(-1)
+            flat[j] -= 2 * eps
+            minus = evaluate(shifted)[1].detach().cpu().numpy().reshape(-1)
+            numeric[:, j] = (plus - minus) / (2 * eps)
+        bad = ~np.isclose(analytic, numeric, rtol=rtol, atol=atol)
+        if bad.any():
+            k, j = np.argwhere(bad)[0]
+            message = (f"Jacobian mismatch for output {k} with respect to input {i}, element {j}: "
+                       f"numerical {numeric[k, j]:.6g}, analytical {analytic[k, j]:.6g}")
+            if raise_exception:
+                raise GradcheckError(message)
+            return False
+    return True
+
+
+class GradcheckError(RuntimeError):
+    """Raised by gradcheck when analytical and numerical gradients differ."""

@@ -1,0 +1,149 @@
+"""Array namespaces: where arrays live and the only module that imports an array library.
+
+Ops reach arrays through ``backend.xp``, an Array-API namespace (NumPy 2 on the CPU, CuPy on
+CUDA). The few things the Array API lacks (random numbers, scatter-add, a copy to NumPy) are
+methods of the backend. ``CHAINRULE_CPU_NAMESPACE=array_api_strict`` makes the CPU hold
+``array_api_strict`` arrays instead, which proves that no op depends on NumPy's extras.
+"""
+import os
+
+import numpy as np
+
+from . import dtypes
+
+
+class Backend:
+    """One device's array namespace and the extras ops need beyond the Array API."""
+
+    def __init__(self, device, xp, native_dtypes):
+        self.device = device                      # "cpu" or "cuda:0"
+        self.xp = xp
+        self._native = dict(zip(dtypes.ALL, native_dtypes))
+        self._from_native = {n: d for d, n in self._native.items()}
+        self._rng = None
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.device} via {self.xp.__name__}>"
+
+    # dtypes -----------------------------------------------------------------
+    def native_dtype(self, dtype):
+        return self._native[dtype]
+
+    def dtype_of_native(self, native):
+        return self._from_native[native]
+
+    def dtype_of(self, array):
+        try:
+            return self._from_native[array.dtype]
+        except KeyError:
+            raise TypeError(f"chainrule does not support arrays of dtype {array.dtype}; "
+                            f"supported dtypes are float32, float64, int64, bool") from None
+
+    # arrays -----------------------------------------------------------------
+    def asarray(self, data, dtype=None):
+        """An array on this device from nested lists, scalars or another namespace's array."""
+        raise NotImplementedError
+
+    def wrap(self, result):
+        """Results of reductions may come back as scalars; tensors always hold arrays."""
+        return result
+
+    def to_numpy(self, array):
+        return np.asarray(array)
+
+    def index_add(self, target, key, values):
+        """``target[key] += values`` with repeated indices adding up (the Array API has no scatter-add)."""
+        raise NotImplementedError
+
+    # random numbers ---------------------------------------------------------
+    def seed(self, seed):
+        self._rng = np.random.default_rng(seed)
+
+    def _generator(self):
+        if self._rng is None:
+            self._rng = np.random.default_rng()
+        return self._rng
+
+    def random_normal(self, shape, dtype):
+        return self.asarray(self._generator().standard_normal(shape), dtype)
+
+    def random_uniform(self, shape, dtype, low=0.0, high=1.0):
+        return self.asarray(self._generator().uniform(low, high, shape), dtype)
+
+
+class NumpyBackend(Backend):
+    def __init__(self):
+        super().__init__("cpu", np, (np.dtype(np.float32), np.dtype(np.float64),
+                                     np.dtype(np.int64), np.dtype(np.bool_)))
+
+    def asarray(self, data, dtype=None):
+        native = None if dtype is None else self._native[dtype]
+        return np.array(data, dtype=native, copy=True)
+
+    def wrap(self, result):
+        return result if type(result) is np.ndarray else np.asarray(result)
+
+    def index_add(self, target, key, values):
+        np.add.at(target, key, values)
+        return target
+
+
+class StrictBackend(Backend):
+    """The CPU through ``array_api_strict``: only what the Array API standard promises."""
+
+    def __init__(self):
+        import array_api_strict as xp
+        super().__init__("cpu", xp, (xp.float32, xp.float64, xp.int64, xp.bool))
+
+    def asarray(self, data, dtype=None):
+        if not isinstance(data, self.xp.asarray(0).__class__):
+            data = np.asarray(data, dtype=None if dtype is None else dtype.name)
+        native = None if dtype is None else self._native[dtype]
+        return self.xp.asarray(data, dtype=native, copy=True)
+
+    def to_numpy(self, array):
+        return np.from_dlpack(array)
+
+    def index_add(self, target, key, values):
+        host = np.array(self.to_numpy(target))
+        np.add.at(host, _host_key(self, key), self.to_numpy(values))
+        return self.xp.asarray(host)
+
+
+def _host_key(backend, key):
+    parts = key if isinstance(key, tuple) else (key,)
+    return tuple(backend.to_numpy(k) if hasattr(k, "__dlpack__") else k for k in parts)
+
+
+_INFERRED = {"f": "float32", "i": "int64", "u": "int64", "b": "bool"}
+
+
+def infer_dtype(data):
+    """PyTorch's rules: an array keeps its dtype; Python floats become float32, ints int64."""
+    native = getattr(data, "dtype", None)
+    if native is not None:
+        name = str(native).rsplit(".", 1)[-1]
+        name = {"int32": "int64", "int16": "int64", "int8": "int64", "uint8": "int64"}.get(name, name)
+        return dtypes.resolve(name)
+    kind = np.asarray(data).dtype.kind
+    if kind not in _INFERRED:
+        raise TypeError(f"chainrule cannot make a tensor from {type(data).__name__} data of kind "
+                        f"{np.asarray(data).dtype}; use numbers (float32, float64, int64 or bool)")
+    return dtypes.resolve(_INFERRED[kind])
+
+
+_cpu = None
+
+
+def cpu():
+    """The CPU backend, chosen once per process (see the module docstring)."""
+    global _cpu
+    if _cpu is None:
+        name = os.environ.get("CHAINRULE_CPU_NAMESPACE", "numpy")
+        if name == "numpy":
+            _cpu = NumpyBackend()
+        elif name == "array_api_strict":
+            _cpu = StrictBackend()
+        else:
+            raise ValueError(f"CHAINRULE_CPU_NAMESPACE={name!r}: expected 'numpy' or 'array_api_strict'")
+    return _cpu

@@ -1,0 +1,139 @@
+"""Making tensors: ``tensor``, ``zeros``, ``randn``... with PyTorch's signatures."""
+from . import backends, dtypes
+from .device import backend_for
+from .tensor import Tensor
+
+
+def _finish(array, backend, requires_grad):
+    t = Tensor._make(array, backend)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def _shape(size):
+    if len(size) == 1 and not isinstance(size[0], int):
+        size = tuple(size[0])
+    for s in size:
+        if not isinstance(s, int) or s < 0:
+            raise RuntimeError(f"shape must be non-negative integers, got {list(size)}")
+    return tuple(size)
+
+
+def _float_dtype(dtype):
+    return dtypes.default_float() if dtype is None else dtypes.resolve(dtype)
+
+
+def tensor(data, dtype=None, device=None, requires_grad=False):
+    """A new leaf tensor holding a copy of ``data`` (numbers, nested lists, arrays, tensors)."""
+    if isinstance(data, Tensor):
+        data = data.detach()._backend.to_numpy(data._array)
+    dtype = backends.infer_dtype(data) if dtype is None else dtypes.resolve(dtype)
+    backend = backend_for(device)
+    return _finish(backend.asarray(data, dtype), backend, requires_grad)
+
+
+def as_tensor(data, dtype=None, device=None):
+    if isinstance(data, Tensor) and dtype is None and device is None:
+        return data
+    return tensor(data, dtype=dtype, device=device)
+
+
+def _filled(xp_function, size, dtype, device, requires_grad):
+    backend = backend_for(device)
+    dtype = _float_dtype(dtype)
+    array = xp_function(backend.xp)(_shape(size), dtype=backend.native_dtype(dtype))
+    return _finish(array, backend, requires_grad)
+
+
+def zeros(*size, dtype=None, device=None, requires_grad=False):
+    return _filled(lambda xp: xp.zeros, size, dtype, device, requires_grad)
+
+
+def ones(*size, dtype=None, device=None, requires_grad=False):
+    return _filled(lambda xp: xp.ones, size, dtype, device, requires_grad)
+
+
+def empty(*size, dtype=None, device=None, requires_grad=False):
+    return zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad=False):
+    backend = backend_for(device)
+    dtype = backends.infer_dtype(fill_value) if dtype is None else dtypes.resolve(dtype)
+    array = backend.xp.full(_shape((size,)), fill_value, dtype=backend.native_dtype(dtype))
+    return _finish(array, backend, requires_grad)
+
+
+def _like(function, like, dtype, device, requires_grad):
+    return function(*like.shape, dtype=like.dtype if dtype is None else dtype,
+                    device=like.device if device is None else device, requires_grad=requires_grad)
+
+
+def zeros_like(input, dtype=None, device=None, requires_grad=False):  # noqa: A002
+    return _like(zeros, input, dtype, device, requires_grad)
+
+
+def ones_like(input, dtype=None, device=None, requires_grad=False):  # noqa: A002
+    return _like(ones, input, dtype, device, requires_grad)
+
+
+def full_like(input, fill_value, dtype=None, device=None, requires_grad=False):  # noqa: A002
+    return full(tuple(input.shape), fill_value, dtype=input.dtype if dtype is None else dtype,
+                device=input.device if device is None else device, requires_grad=requires_grad)
+
+
+def randn(*size, dtype=None, device=None, requires_grad=False):
+    """Standard normal samples; reproducible after ``chainrule.manual_seed``."""
+    backend = backend_for(device)
+    dtype = _float_dtype(dtype)
+    return _finish(backend.random_normal(_shape(size), dtype), backend, requires_grad)
+
+
+def rand(*size, dtype=None, device=None, requires_grad=False):
+    """Uniform samples from [0, 1); reproducible after ``chainrule.manual_seed``."""
+    backend = backend_for(device)
+    dtype = _float_dtype(dtype)
+    return _finish(backend.random_uniform(_shape(size), dtype), backend, requires_grad)
+
+
+def randn_like(input, dtype=None, device=None, requires_grad=False):  # noqa: A002
+    return _like(randn, input, dtype, device, requires_grad)
+
+
+def rand_like(input, dtype=None, device=None, requires_grad=False):  # noqa: A002
+    return _like(rand, input, dtype, device, requires_grad)
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
+    if end is None:
+        start, end = 0, start
+    backend = backend_for(device)
+    if dtype is None:
+        dtype = dtypes.int64 if all(isinstance(v, int) for v in (start, end, step)) \
+            else dtypes.default_float()
+    array = backend.xp.arange(start, end, step, dtype=backend.native_dtype(dtypes.resolve(dtype)))
+    return _finish(array, backend, requires_grad)
+
+
+def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
+    backend = backend_for(device)
+    dtype = _float_dtype(dtype)
+    array = backend.xp.linspace(start, end, steps, dtype=backend.native_dtype(dtype))
+    return _finish(array, backend, requires_grad)
+
+
+def eye(n, m=None, dtype=None, device=None, requires_grad=False):
+    backend = backend_for(device)
+    dtype = _float_dtype(dtype)
+    array = backend.xp.eye(n, n if m is None else m, dtype=backend.native_dtype(dtype))
+    return _finish(array, backend, requires_grad)
+
+
+def manual_seed(seed):
+    """Seed every device's random numbers (``randn``, ``rand``, layer initialisation)."""
+    backend_for("cpu").seed(seed)
+    from . import cuda
+    if cuda.is_available():
+        cuda.backend(0).seed(seed)
+    return seed

@@ -1,0 +1,146 @@
+"""The graph engine: reverse-mode traversal of the recorded graph.
+
+It knows nothing about arrays or tensors' insides. A gradient is any object that supports ``+``;
+a node turns the gradient of its output into one gradient per input (``Node.apply``). The
+traversal is iterative, so a chain of 10**5 ops needs no deep recursion, and linear in the
+size of the graph.
+"""
+
+
+class Node:
+    """A recorded operation: what PyTorch calls a ``grad_fn``.
+
+    ``next_functions`` holds one ``(node, 0)`` pair per input, ``(None, 0)`` for an input that
+    needs no gradient, as in PyTorch. Every node has a single output.
+    """
+
+    next_functions = ()
+
+    def __init__(self):
+        self.pre_hooks = []          # functions of the output's gradient (Tensor.register_hook)
+        self.retained = None         # the non-leaf tensor whose .grad to fill (retain_grad)
+
+    def name(self):
+        return type(self).__name__ + "Backward0"
+
+    def __repr__(self):
+        return f"<{self.name()} object at {id(self):#x}>"
+
+    def apply(self, grad):
+        """The gradients of the inputs, given the gradient of the output."""
+        raise NotImplementedError
+
+    def release(self):
+        """Free what the node saved for the backward pass (called unless retain_graph)."""
+
+    def register_prehook(self, hook):
+        self.pre_hooks.append(hook)
+        return RemovableHandle(self.pre_hooks, hook)
+
+
+class AccumulateGrad(Node):
+    """The node behind a leaf tensor: adds the incoming gradient into ``variable.grad``."""
+
+    def __init__(self, variable):
+        super().__init__()
+        self.variable = variable
+
+    def name(self):
+        return "AccumulateGrad"
+
+    def apply(self, grad):
+        variable = self.variable
+        if variable.grad is None:
+            # A gradient object may reach several leaves (``a + b`` hands the same one to both);
+            # each leaf must own its .grad so that an in-place ``zero_()`` touches only its own.
+            variable.grad = grad.clone() if getattr(grad, "_owned", False) else grad
+            grad._owned = True
+        else:
+            variable.grad = variable.grad + grad
+        return ()
+
+
+class RemovableHandle:
+    """What ``register_hook`` returns: ``handle.remove()`` takes the hook off again."""
+
+    def __init__(self, hooks, hook):
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self):
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
+def topological_sort(roots):
+    """Every node reachable from ``roots``, each before all the nodes it feeds into its inputs."""
+    order, visited = [], set()
+    for root in roots:
+        if root in visited:
+            continue
+        visited.add(root)
+        stack = [(root, iter(root.next_functions))]
+        while stack:
+            node, children = stack[-1]
+            for child, _ in children:
+                if child is not None and child not in visited:
+                    visited.add(child)
+                    stack.append((child, iter(child.next_functions)))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
+    order.reverse()
+    return order
+
+
+def backpropagate(roots, grads, *, keep_graph=False, capture=None, rule=None):
+    """Send ``grads`` (one per root node) backwards through the graph.
+
+    Without ``capture``, gradients end in the leaves' ``.grad`` (``Tensor.backward``). With
+    ``capture`` (a collection of nodes), the total gradient reaching each of those nodes is
+    returned in a dict instead and only the part of the graph leading to them runs; leaves are
+    left alone (``autograd.grad``). ``rule(node, grad)`` replaces ``node.apply`` where a caller
+    needs other gradients (per-sample gradients do). Unless ``keep_graph``, every node that ran
+    frees its saved values.
+    """
+    order = topological_sort(roots)
+    needed = _leading_to(order, capture) if capture is not None else None
+    pending = {}
+    for root, grad in zip(roots, grads):
+        pending[root] = pending[root] + grad if root in pending else grad
+    captured = {}
+    for node in order:
+        grad = pending.pop(node, None)
+        if grad is None:
+            continue
+        for hook in node.pre_hooks:
+            result = hook(grad)
+            if result is not None:
+                grad = result
+        if node.retained is not None:
+            tensor = node.retained
+            tensor.grad = grad if tensor.grad is None else tensor.grad + grad
+        if needed is not None:
+            if node in capture:
+                captured[node] = grad
+            if node not in needed:
+                continue
+        input_grads = rule(node, grad) if rule is not None else node.apply(grad)
+        for (child, _), child_grad in zip(node.next_functions, input_grads):
+            if child is None or child_grad is None:
+                continue
+            pending[child] = pending[child] + child_grad if child in pending else child_grad
+        if not keep_graph:
+            node.release()
+    return captured
+
+
+def _leading_to(order, targets):
+    """The nodes of ``order`` from which some target can be reached through an edge."""
+    leads = set()
+    for node in reversed(order):  # inputs come before the nodes that use them
+        for child, _ in node.next_functions:
+            if child is not None and (child in targets or child in leads):
+                leads.add(node)
+                break
+    return leads

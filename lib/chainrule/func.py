@@ -1,0 +1,1 @@
+"""Per-sample gradients, Jacobians and per-loss-term gradients (filled in next)."""

@@ -1,0 +1,99 @@
+"""``Function``: the base of every op. It runs the forward pass on arrays and records the graph.
+
+An op subclass states two things side by side:
+
+* ``forward(self, xp, *arrays)``: the value, computed on arrays through the namespace ``xp``;
+* ``backward(self, grad)``: the gradient of each input, computed with chainrule's tensor ops, so
+  that the backward pass can itself be recorded (``create_graph=True`` gives second derivatives).
+
+Inputs may be tensors or Python numbers (constants). ``backward`` returns one gradient per
+input, ``None`` where ``self.needs_input_grad[i]`` is false.
+"""
+from . import engine
+from .grad_mode import state
+
+FREED = ("Trying to backward through the graph a second time (or directly access saved tensors "
+         "after they have already been freed). Saved intermediate values of the graph are freed "
+         "when you call .backward() or autograd.grad(). Specify retain_graph=True if you need to "
+         "backward through the graph a second time or if you need to access saved tensors after "
+         "calling backward.")
+
+
+class Function(engine.Node):
+    #: which inputs the backward pass reads (their values, not only their shapes)
+    saves_inputs = ()
+    #: whether the backward pass reads the output (exp, tanh, sigmoid...)
+    saves_output = False
+
+    def __call__(self, *args):
+        backend = None
+        arrays = []
+        for arg in args:
+            if isinstance(arg, Tensor):
+                if backend is None:
+                    backend = arg._backend
+                elif arg._backend is not backend:
+                    raise RuntimeError(
+                        "Expected all tensors to be on the same device, but found at least two "
+                        f"devices, {backend.device} and {arg._backend.device}! Move them with "
+                        ".to(device) first.")
+                arrays.append(arg._array)
+            else:
+                arrays.append(arg)
+        self.backend = backend
+        out = Tensor._make(backend.wrap(self.forward(backend.xp, *arrays)), backend)
+        if state.enabled and any(isinstance(a, Tensor) and a._requires_grad for a in args):
+            self.record(args, out)
+        return out
+
+    def record(self, args, out):
+        """Link the output to its inputs; keep what the backward pass will read."""
+        super().__init__()
+        self.next_functions = tuple(a._edge() if isinstance(a, Tensor) else (None, 0) for a in args)
+        self.needs_input_grad = tuple(fn is not None for fn, _ in self.next_functions)
+        self.shapes = tuple(a._array.shape if isinstance(a, Tensor) else () for a in args)
+        self.dtypes = tuple(a._array.dtype if isinstance(a, Tensor) else None for a in args)
+        self.out_shape = out._array.shape
+        self.inputs = args
+        saved = [args[i] for i in self.saves_inputs if isinstance(args[i], Tensor)]
+        if self.saves_output:
+            self.output = out
+            saved.append(out)
+        self.saved = saved
+        self.saved_versions = [t._version for t in saved]
+        out._requires_grad = True
+        out.grad_fn = self
+
+    def forward(self, xp, *arrays):
+        raise NotImplementedError
+
+    def backward(self, grad):
+        raise NotImplementedError
+
+    def apply(self, grad):
+        if self.saved is None:
+            raise RuntimeError(FREED)
+        for tensor, version in zip(self.saved, self.saved_versions):
+            if tensor._version != version:
+                raise RuntimeError(_modified_message(tensor, version, self))
+        return self.backward(grad)
+
+    def release(self):
+        self.inputs = self.output = None
+        if self.saved:  # a node that saved nothing can run again, as in PyTorch
+            self.saved = None
+
+    def lead(self, grad):
+        """How many batch axes lead the gradient (``is_grads_batched``: one per seed axis)."""
+        return grad._array.ndim - len(self.out_shape)
+
+
+def _modified_message(tensor, version, node):
+    return ("one of the variables needed for gradient computation has been modified by an "
+            f"inplace operation: [{tensor.dtype.name} tensor of shape {list(tensor.shape)}], which "
+            f"is an input or output of {node.name()}, is at version {tensor._version}; expected "
+            f"version {version} instead. Hint: do the in-place update after backward(), or work "
+            "on a .clone() of the tensor.")
+
+
+from .tensor import Tensor  # noqa: E402  (tensor.py imports this module's Function first)

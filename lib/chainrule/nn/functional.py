@@ -1,0 +1,25 @@
+"""Stateless forms of the layers: ``chainrule.nn.functional.linear``, ``mse_loss``..."""
+import warnings
+
+from .. import ops
+
+linear = ops.linear
+sigmoid = ops.sigmoid
+tanh = ops.tanh
+relu = ops.relu
+
+
+def mse_loss(input, target, reduction="mean"):  # noqa: A002
+    """Mean (or summed) squared error; ``reduction='none'`` keeps one value per element."""
+    if tuple(input.shape) != tuple(getattr(target, "shape", input.shape)):
+        warnings.warn(f"Using a target size ({target.shape}) that is different to the input size "
+                      f"({input.shape}). This will likely lead to incorrect results due to "
+                      "broadcasting. Please ensure they have the same size.", stacklevel=2)
+    squared = (input - target) ** 2
+    if reduction == "mean":
+        return squared.mean()
+    if reduction == "sum":
+        return squared.sum()
+    if reduction == "none":
+        return squared
+    raise ValueError(f"{reduction} is not a valid value for reduction")

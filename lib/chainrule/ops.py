@@ -1,0 +1,836 @@
+"""Every differentiable op: its forward on arrays and its backward in tensor ops, side by side.
+
+Conventions for ``backward(self, grad)``:
+
+* ``grad`` has the output's shape, possibly with extra leading axes (``lead``): one per seed
+  axis when ``autograd.grad(..., is_grads_batched=True)`` sends many seeds at once. Rules use
+  negative axes and ``sum_to(..., lead)`` so that the same code serves both.
+* An input broadcast in the forward pass gets its gradient summed back to its shape (``sum_to``).
+* ``per_sample_backward(self, grad, i)`` (where defined) gives input ``i``'s gradient for each
+  sample of a batch on axis 0 instead of their sum: see ``chainrule.func.per_sample_grad``.
+"""
+import builtins
+
+from . import dtypes
+from .function import Function
+from .grad_mode import state
+from .tensor import Tensor
+
+
+def sum_to(grad, shape, lead=0):
+    """Sum a gradient over the axes that broadcasting added, back to ``shape`` (keeping ``lead`` axes)."""
+    target = tuple(grad._array.shape[:lead]) + tuple(shape)
+    if tuple(grad._array.shape) == target:
+        return grad
+    return SumTo(target, lead)(grad)
+
+
+def _reshape(tensor, shape):
+    return tensor if tuple(tensor._array.shape) == tuple(shape) else Reshape(tuple(shape))(tensor)
+
+
+# --------------------------------------------------------------------------- elementwise, binary
+class Elementwise(Function):
+    """Broadcasting ops. ``local_grads`` gives each input's gradient before the broadcast reduction."""
+
+    def __call__(self, *args):
+        try:
+            return super().__call__(*args)
+        except ValueError as error:
+            shapes = [tuple(a.shape) for a in args if isinstance(a, Tensor)]
+            raise RuntimeError(_broadcast_message(*shapes[-2:])) from error
+
+    def local_grads(self, grad):
+        raise NotImplementedError
+
+    def backward(self, grad):
+        lead = self.lead(grad)
+        return tuple(None if g is None else self.reduce(g, i, lead)
+                     for i, g in enumerate(self.local_grads(grad)))
+
+    def reduce(self, g, i, lead):
+        g = sum_to(g, self.shapes[i], lead)
+        if g._array.dtype != self.dtypes[i]:  # float32 input met a float64 one: grad keeps its dtype
+            g = g.to(g._backend.dtype_of_native(self.dtypes[i]))
+        return g
+
+    def per_sample_backward(self, grad, i):
+        """Input i is a parameter shared by the batch on axis 0: keep that axis instead of summing it."""
+        shape = self.shapes[i]
+        batch = self.out_shape[0]
+        if len(shape) == len(self.out_shape):
+            if shape[0] != 1:
+                raise ValueError(f"{self.name()}: a parameter of shape {shape} has no broadcast batch axis")
+            per_sample = sum_to(self.local_grads(grad)[i], shape[1:], lead=1)
+        else:
+            per_sample = sum_to(self.local_grads(grad)[i], shape, lead=1)
+        return _reshape(per_sample, (batch,) + tuple(shape))
+
+
+def _broadcast_message(a, b):
+    for position in range(1, builtins.min(len(a), len(b)) + 1):
+        x, y = a[-position], b[-position]
+        if x != y and x != 1 and y != 1:
+            return (f"The size of tensor a ({x}) must match the size of tensor b ({y}) at "
+                    f"non-singleton dimension {builtins.max(len(a), len(b)) - position}")
+    return f"shapes {list(a)} and {list(b)} cannot be broadcast together"
+
+
+class Add(Elementwise):
+    def forward(self, xp, a, b):
+        return a + b
+
+    def local_grads(self, grad):
+        return (grad if self.needs_input_grad[0] else None,
+                grad if self.needs_input_grad[1] else None)
+
+
+class Sub(Elementwise):
+    def forward(self, xp, a, b):
+        return a - b
+
+    def local_grads(self, grad):
+        return (grad if self.needs_input_grad[0] else None,
+                -grad if self.needs_input_grad[1] else None)
+
+
+class Mul(Elementwise):
+    saves_inputs = (0, 1)
+
+    def forward(self, xp, a, b):
+        return a * b
+
+    def local_grads(self, grad):
+        a, b = self.inputs
+        return (grad * b if self.needs_input_grad[0] else None,
+                grad * a if self.needs_input_grad[1] else None)
+
+
+class Div(Elementwise):
+    saves_inputs = (0, 1)
+
+    def forward(self, xp, a, b):
+        return a / b
+
+    def local_grads(self, grad):
+        a, b = self.inputs
+        return (grad / b if self.needs_input_grad[0] else None,
+                -grad * a / (b * b) if self.needs_input_grad[1] else None)
+
+
+class Pow(Elementwise):
+    saves_inputs = (0, 1)
+    saves_output = True
+
+    def forward(self, xp, a, b):
+        return a ** b
+
+    def local_grads(self, grad):
+        a, b = self.inputs
+        grad_a = grad_b = None
+        if self.needs_input_grad[0]:
+            grad_a = grad * 0.0 if isinstance(b, (int, float)) and b == 0 else grad * b * a ** (b - 1)
+        if self.needs_input_grad[1]:
+            grad_b = grad * self.output * log(a)
+        return grad_a, grad_b
+
+
+class Where(Elementwise):
+    saves_inputs = (0,)
+
+    def forward(self, xp, condition, a, b):
+        return xp.where(condition, a, b)
+
+    def local_grads(self, grad):
+        condition = self.inputs[0]
+        return (None,
+                where(condition, grad, 0.0) if self.needs_input_grad[1] else None,
+                where(condition, 0.0, grad) if self.needs_input_grad[2] else None)
+
+
+# --------------------------------------------------------------------------- elementwise, unary
+class Neg(Function):
+    def forward(self, xp, a):
+        return -a
+
+    def backward(self, grad):
+        return (-grad,)
+
+
+class Exp(Function):
+    saves_output = True
+
+    def forward(self, xp, a):
+        return xp.exp(a)
+
+    def backward(self, grad):
+        return (grad * self.output,)
+
+
+class Log(Function):
+    saves_inputs = (0,)
+
+    def forward(self, xp, a):
+        return xp.log(a)
+
+    def backward(self, grad):
+        return (grad / self.inputs[0],)
+
+
+class Sqrt(Function):
+    saves_output = True
+
+    def forward(self, xp, a):
+        return xp.sqrt(a)
+
+    def backward(self, grad):
+        return (grad / (2.0 * self.output),)
+
+
+class Abs(Function):
+    saves_inputs = (0,)
+
+    def forward(self, xp, a):
+        return xp.abs(a)
+
+    def backward(self, grad):
+        return (grad * sign(self.inputs[0]),)
+
+
+class Sign(Function):
+    def forward(self, xp, a):
+        return xp.sign(a)
+
+    def backward(self, grad):
+        return (grad * 0.0,)
+
+
+class Sigmoid(Function):
+    saves_output = True
+
+    def forward(self, xp, a):
+        return 1.0 / (1.0 + xp.exp(-a))
+
+    def backward(self, grad):
+        out = self.output
+        return (grad * out * (1.0 - out),)
+
+
+class Tanh(Function):
+    saves_output = True
+
+    def forward(self, xp, a):
+        return xp.tanh(a)
+
+    def backward(self, grad):
+        out = self.output
+        return (grad * (1.0 - out * out),)
+
+
+class Relu(Function):
+    saves_output = True
+
+    def forward(self, xp, a):
+        return xp.where(a > 0, a, xp.zeros_like(a))
+
+    def backward(self, grad):
+        return (where(self.output > 0, grad, 0.0),)
+
+
+class Clamp(Function):
+    saves_inputs = (0,)
+
+    def __init__(self, low, high):
+        self.low, self.high = low, high
+
+    def forward(self, xp, a):
+        return xp.clip(a, self.low, self.high)
+
+    def backward(self, grad):
+        a = self.inputs[0]
+        inside = None
+        if self.low is not None:
+            inside = a >= self.low
+        if self.high is not None:
+            inside = a <= self.high if inside is None else inside & (a <= self.high)
+        return (grad if inside is None else where(inside, grad, 0.0),)
+
+
+class Cast(Function):
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+    def forward(self, xp, a):
+        return xp.astype(a, self.backend.native_dtype(self.dtype))
+
+    def backward(self, grad):
+        return (grad.to(grad._backend.dtype_of_native(self.dtypes[0])),)
+
+
+class Clone(Function):
+    def forward(self, xp, a):
+        return xp.asarray(a, copy=True)
+
+    def backward(self, grad):
+        return (grad,)
+
+
+# --------------------------------------------------------------------------- reductions
+def _normalize_dims(dim, ndim):
+    if dim is None:
+        return tuple(range(ndim))
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    normalized = []
+    for d in dims:
+        bound = builtins.max(ndim, 1)
+        if not -bound <= d < bound:
+            raise IndexError(f"Dimension out of range (expected to be in range of "
+                             f"[{-bound}, {bound - 1}], but got {d})")
+        normalized.append(d % ndim if ndim else 0)
+    return tuple(sorted(set(normalized)))
+
+
+class Sum(Function):
+    def __init__(self, dims, keepdim):
+        self.dims, self.keepdim = dims, keepdim   # dims: sorted non-negative axes
+
+    def forward(self, xp, a):
+        return xp.sum(a, axis=self.dims, keepdims=self.keepdim)
+
+    def backward(self, grad):
+        return (_expand_reduced(grad, self.shapes[0], self.dims, self.lead(grad)),)
+
+
+class Mean(Sum):
+    def forward(self, xp, a):
+        return xp.mean(a, axis=self.dims, keepdims=self.keepdim)
+
+    def backward(self, grad):
+        count = 1
+        for d in self.dims:
+            count *= self.shapes[0][d]
+        return (_expand_reduced(grad, self.shapes[0], self.dims, self.lead(grad)) / count,)
+
+
+def _expand_reduced(grad, in_shape, dims, lead):
+    """The gradient of a reduction: the output's gradient copied back along the reduced axes."""
+    kept = tuple(1 if i in dims else n for i, n in enumerate(in_shape))
+    batch = tuple(grad._array.shape[:lead])
+    return Expand(batch + tuple(in_shape))(_reshape(grad, batch + kept))
+
+
+class Max(Function):
+    """The maximum over all elements, or along ``dim``. Ties share the gradient (as in PyTorch's max())."""
+    saves_inputs = (0,)
+
+    def __init__(self, dim=None, keepdim=False):
+        self.dim, self.keepdim = dim, keepdim
+
+    def forward(self, xp, a):
+        if self.dim is None:
+            values = xp.max(a)
+            hits = xp.astype(a == values, a.dtype)
+            self.mask = hits / xp.sum(hits)
+            return values
+        self.indices = xp.argmax(a, axis=self.dim, keepdims=True)
+        positions = xp.reshape(xp.arange(a.shape[self.dim]),
+                               tuple(-1 if i == self.dim else 1 for i in range(a.ndim)))
+        self.mask = xp.astype(positions == self.indices, a.dtype)
+        values = xp.max(a, axis=self.dim, keepdims=self.keepdim)
+        if not self.keepdim:
+            self.indices = xp.squeeze(self.indices, axis=self.dim)
+        return values
+
+    def backward(self, grad):
+        dims = tuple(range(len(self.shapes[0]))) if self.dim is None else (self.dim,)
+        expanded = _expand_reduced(grad, self.shapes[0], dims, self.lead(grad))
+        return (expanded * Tensor._make(self.mask, grad._backend),)
+
+
+# --------------------------------------------------------------------------- shapes
+class Reshape(Function):
+    def __init__(self, shape):
+        self.shape = shape
+
+    def forward(self, xp, a):
+        return xp.reshape(a, self.shape)
+
+    def backward(self, grad):
+        return (_reshape(grad, tuple(grad._array.shape[:self.lead(grad)]) + tuple(self.shapes[0])),)
+
+
+class View(Reshape):
+    pass
+
+
+class Unsqueeze(Reshape):
+    pass
+
+
+class Squeeze(Reshape):
+    pass
+
+
+class Permute(Function):
+    def __init__(self, dims):
+        self.dims = dims
+
+    def forward(self, xp, a):
+        return xp.permute_dims(a, self.dims)
+
+    def backward(self, grad):
+        lead = self.lead(grad)
+        inverse = [0] * len(self.dims)
+        for position, d in enumerate(self.dims):
+            inverse[d] = position
+        return (Permute(tuple(range(lead)) + tuple(lead + d for d in inverse))(grad),)
+
+
+class Transpose(Permute):
+    pass
+
+
+class Expand(Function):
+    def __init__(self, shape):
+        self.shape = shape
+
+    def forward(self, xp, a):
+        # A fresh array, not a read-only broadcast view, so that in-place updates of a .grad work.
+        return xp.asarray(xp.broadcast_to(a, self.shape), copy=True)
+
+    def backward(self, grad):
+        return (sum_to(grad, self.shapes[0], self.lead(grad)),)
+
+
+class SumTo(Function):
+    """Sum the axes broadcasting added (the adjoint of Expand); ``lead`` axes are kept."""
+
+    def __init__(self, shape, lead):
+        self.shape, self.lead_axes = shape, lead
+
+    def forward(self, xp, g):
+        extra = g.ndim - len(self.shape)
+        start = self.lead_axes + extra
+        axes = tuple(range(self.lead_axes, start)) + tuple(
+            i for i in range(start, g.ndim) if self.shape[i - extra] == 1 and g.shape[i] != 1)
+        return xp.reshape(xp.sum(g, axis=axes), self.shape)
+
+    def backward(self, grad):
+        lead = self.lead(grad)
+        in_shape = self.shapes[0]
+        extra = len(in_shape) - len(self.shape)
+        padded = self.shape[:self.lead_axes] + (1,) * extra + self.shape[self.lead_axes:]
+        batch = tuple(grad._array.shape[:lead])
+        return (Expand(batch + tuple(in_shape))(_reshape(grad, batch + padded)),)
+
+
+class Cat(Function):
+    def __init__(self, dim):
+        self.dim = dim
+
+    def forward(self, xp, *arrays):
+        return xp.concat(arrays, axis=self.dim)
+
+    def backward(self, grad):
+        ndim = len(self.out_shape)
+        trailing = (slice(None),) * (ndim - 1 - self.dim)
+        grads, start = [], 0
+        for needed, shape in zip(self.needs_input_grad, self.shapes):
+            stop = start + shape[self.dim]
+            grads.append(grad[(Ellipsis, slice(start, stop)) + trailing] if needed else None)
+            start = stop
+        return tuple(grads)
+
+
+class Stack(Function):
+    def __init__(self, dim):
+        self.dim = dim
+
+    def forward(self, xp, *arrays):
+        return xp.stack(arrays, axis=self.dim)
+
+    def backward(self, grad):
+        trailing = (slice(None),) * (len(self.out_shape) - 1 - self.dim)
+        return tuple(grad[(Ellipsis, i) + trailing] if needed else None
+                     for i, needed in enumerate(self.needs_input_grad))
+
+
+class Index(Function):
+    """``a[key]``; the backward pass scatters the gradient into zeros, adding repeated indices."""
+
+    def __init__(self, key):
+        self.key = key
+
+    def forward(self, xp, a):
+        return a[self.key]
+
+    def backward(self, grad):
+        lead = self.lead(grad)
+        batch = tuple(grad._array.shape[:lead])
+        return (IndexAdd((slice(None),) * lead + self.key, batch + tuple(self.shapes[0]))(grad),)
+
+
+class IndexAdd(Function):
+    """Zeros of ``shape`` with ``values`` added at ``key`` (the adjoint of Index)."""
+
+    def __init__(self, key, shape):
+        self.key, self.shape = key, shape
+
+    def forward(self, xp, values):
+        target = xp.zeros(self.shape, dtype=values.dtype)
+        if any(hasattr(k, "dtype") and k.dtype != xp.bool for k in self.key):
+            return self.backend.index_add(target, self.key, values)
+        target[self.key] = values  # basic indices and masks never repeat an element
+        return target
+
+    def backward(self, grad):
+        lead = self.lead(grad)
+        return (grad[(slice(None),) * lead + self.key],)
+
+
+# --------------------------------------------------------------------------- linear algebra
+def _matmul_message(a, b):
+    if len(a) == 0 or len(b) == 0:
+        return (f"both arguments to matmul need to be at least 1D, but they are "
+                f"{len(a)}D and {len(b)}D")
+    inner_b = b[-2] if len(b) > 1 else b[0]
+    if a[-1] != inner_b:
+        return (f"mat1 and mat2 shapes cannot be multiplied "
+                f"({'x'.join(map(str, a))} and {'x'.join(map(str, b))})")
+    return None
+
+
+class Matmul(Function):
+    saves_inputs = (0, 1)
+
+    def forward(self, xp, a, b):
+        message = _matmul_message(a.shape, b.shape)
+        if message:
+            raise RuntimeError(message)
+        try:
+            return xp.matmul(a, b)
+        except ValueError as error:
+            raise RuntimeError(f"matmul: the batch dimensions of {tuple(a.shape)} and "
+                               f"{tuple(b.shape)} cannot be broadcast together") from error
+
+    def backward(self, grad):
+        a, b = self.inputs
+        need_a, need_b = self.needs_input_grad
+        if a.ndim == 1 and b.ndim == 1:  # a dot product
+            g = grad.unsqueeze(-1)
+            return (g * b if need_a else None, g * a if need_b else None)
+        lead = self.lead(grad)
+        batch = tuple(grad._array.shape[:lead])
+        a2 = a.unsqueeze(0) if a.ndim == 1 else a
+        b2 = b.unsqueeze(-1) if b.ndim == 1 else b
+        g = grad.unsqueeze(-2) if a.ndim == 1 else grad
+        g = g.unsqueeze(-1) if b.ndim == 1 else g
+        grad_a = grad_b = None
+        if need_a:
+            grad_a = _reshape(sum_to(g @ b2.mT, a2.shape, lead), batch + tuple(a.shape))
+        if need_b:
+            grad_b = _reshape(sum_to(a2.mT @ g, b2.shape, lead), batch + tuple(b.shape))
+        return grad_a, grad_b
+
+    def per_sample_backward(self, grad, i):
+        a, b = self.inputs
+        if i != 1 or b.ndim != 2 or a.ndim < 2:
+            raise _no_per_sample_rule(self, "a parameter must be the right operand of batch @ weight")
+        batch, n, m = a.shape[0], b.shape[0], b.shape[1]
+        return a.reshape(batch, -1, n).mT @ grad.reshape(batch, -1, m)
+
+
+class Linear(Function):
+    """``x @ weight.T + bias``, the layer's op (PyTorch's addmm): one node, one per-sample rule."""
+    saves_inputs = (0, 1)
+
+    def forward(self, xp, x, weight, bias=None):
+        message = _matmul_message(x.shape, weight.shape[::-1])
+        if message:
+            raise RuntimeError(message)
+        out = xp.matmul(x, xp.matrix_transpose(weight))
+        return out if bias is None else out + bias
+
+    def backward(self, grad):
+        x, weight = self.inputs[0], self.inputs[1]
+        lead = self.lead(grad)
+        batch = tuple(grad._array.shape[:lead])
+        out_features, in_features = weight.shape
+        rows = grad.reshape(batch + (-1, out_features))
+        grad_x = grad @ weight if self.needs_input_grad[0] else None
+        grad_w = rows.mT @ x.reshape(-1, in_features) if self.needs_input_grad[1] else None
+        grad_b = None
+        if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
+            grad_b = rows.sum(dim=-2)
+        return grad_x, grad_w, grad_b
+
+    def per_sample_backward(self, grad, i):
+        """Sample s's weight gradient is the outer product of its backprop signal and its input."""
+        x, weight = self.inputs[0], self.inputs[1]
+        out_features, in_features = weight.shape
+        batch = self.out_shape[0]
+        signal = grad.reshape(batch, -1, out_features)
+        if i == 1:
+            return signal.mT @ x.reshape(batch, -1, in_features)
+        return signal.sum(dim=1)
+
+
+def _no_per_sample_rule(node, why=""):
+    return NotImplementedError(
+        f"per_sample_grad: a parameter is used by {node.name()}, which has no per-sample rule"
+        + (f" ({why})" if why else "") + ". Use nn.Linear or elementwise ops with the parameter, "
+        "or compute per-sample gradients with a loop of batch-size-1 backward passes.")
+
+
+# --------------------------------------------------------------------------- the function forms
+def add(a, b):
+    return Add()(*_operands(a, b))
+
+
+def sub(a, b):
+    return Sub()(*_operands(a, b))
+
+
+def mul(a, b):
+    return Mul()(*_operands(a, b))
+
+
+def div(a, b):
+    return Div()(*_operands(a, b))
+
+
+def pow(a, b):  # noqa: A001 - PyTorch's name
+    return Pow()(*_operands(a, b))
+
+
+def _operands(a, b):
+    """Tensors pass as they are; Python numbers stay constants. An integer tensor meeting a
+    float becomes the default float dtype, as in PyTorch."""
+    for tensor, other in ((a, b), (b, a)):
+        if isinstance(tensor, Tensor) and not tensor.dtype.is_floating_point:
+            if isinstance(other, float) or (isinstance(other, Tensor) and other.dtype.is_floating_point):
+                target = other.dtype if isinstance(other, Tensor) else dtypes.default_float()
+                converted = tensor.to(target)
+                a, b = (converted, b) if tensor is a else (a, converted)
+    return a, b
+
+
+def neg(a):
+    return Neg()(a)
+
+
+def exp(a):
+    return Exp()(a)
+
+
+def log(a):
+    return Log()(a)
+
+
+def sqrt(a):
+    return Sqrt()(a)
+
+
+def abs(a):  # noqa: A001
+    return Abs()(a)
+
+
+def sign(a):
+    return Sign()(a)
+
+
+def sigmoid(a):
+    return Sigmoid()(a)
+
+
+def tanh(a):
+    return Tanh()(a)
+
+
+def relu(a):
+    return Relu()(a)
+
+
+def clamp(a, min=None, max=None):  # noqa: A002
+    if min is None and max is None:
+        raise RuntimeError("At least one of 'min' or 'max' must not be None")
+    return Clamp(min, max)(a)
+
+
+def where(condition, a, b):
+    if not isinstance(condition, Tensor) or condition.dtype is not dtypes.bool:
+        raise TypeError("where expected condition to be a boolean tensor")
+    return Where()(condition, a, b)
+
+
+def sum(a, dim=None, keepdim=False):  # noqa: A001
+    return Sum(_normalize_dims(dim, a.ndim), keepdim)(a)
+
+
+def mean(a, dim=None, keepdim=False):
+    if not a.dtype.is_floating_point:
+        raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be either a "
+                           f"floating point or complex dtype. Got: {a.dtype.name}")
+    return Mean(_normalize_dims(dim, a.ndim), keepdim)(a)
+
+
+class MaxResult(tuple):
+    """``(values, indices)`` of ``max(dim=...)``, also readable as ``.values`` and ``.indices``."""
+
+    @property
+    def values(self):
+        return self[0]
+
+    @property
+    def indices(self):
+        return self[1]
+
+
+def max(a, dim=None, keepdim=False):  # noqa: A001
+    if dim is None:
+        return Max()(a)
+    op = Max(_normalize_dims(dim, a.ndim)[0], keepdim)
+    values = op(a)
+    return MaxResult((values, Tensor._make(op.indices, a._backend)))
+
+
+def matmul(a, b):
+    return Matmul()(a, b)
+
+
+def linear(x, weight, bias=None):
+    return Linear()(x, weight) if bias is None else Linear()(x, weight, bias)
+
+
+def reshape(a, *shape):
+    shape = _shape_arg(shape)
+    return Reshape(_infer_shape(shape, a.numel(), a.shape))(a)
+
+
+def view(a, *shape):
+    shape = _shape_arg(shape)
+    return View(_infer_shape(shape, a.numel(), a.shape))(a)
+
+
+def _shape_arg(shape):
+    if len(shape) == 1 and not isinstance(shape[0], int):
+        shape = tuple(shape[0])
+    return tuple(int(s) for s in shape)
+
+
+def _infer_shape(shape, numel, old):
+    known = 1
+    for s in shape:
+        if s != -1:
+            known *= s
+    if shape.count(-1) > 1:
+        raise RuntimeError("only one dimension can be inferred")
+    if -1 in shape:
+        if known == 0 or numel % known:
+            raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
+        shape = tuple(numel // known if s == -1 else s for s in shape)
+    elif known != numel:
+        raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
+    return shape
+
+
+def permute(a, *dims):
+    dims = _shape_arg(dims)
+    if sorted(d % a.ndim for d in dims) != list(range(a.ndim)):
+        raise RuntimeError(f"permute(): dims {list(dims)} do not match the tensor's {a.ndim} dimensions")
+    return Permute(tuple(d % a.ndim for d in dims))(a)
+
+
+def transpose(a, dim0, dim1):
+    if a.ndim < 2 and dim0 in (0, -1) and dim1 in (0, -1):
+        return Transpose(tuple(range(a.ndim)))(a)
+    d0, d1 = _normalize_dims(dim0, a.ndim)[0], _normalize_dims(dim1, a.ndim)[0]
+    dims = list(range(a.ndim))
+    dims[d0], dims[d1] = dims[d1], dims[d0]
+    return Transpose(tuple(dims))(a)
+
+
+def unsqueeze(a, dim):
+    if not -a.ndim - 1 <= dim <= a.ndim:
+        raise IndexError(f"Dimension out of range (expected to be in range of "
+                         f"[{-a.ndim - 1}, {a.ndim}], but got {dim})")
+    dim = dim % (a.ndim + 1)
+    shape = tuple(a.shape)
+    return Unsqueeze(shape[:dim] + (1,) + shape[dim:])(a)
+
+
+def squeeze(a, dim=None):
+    shape = tuple(a.shape)
+    dims = _normalize_dims(dim, a.ndim) if a.ndim else ()
+    new = tuple(n for i, n in enumerate(shape) if not (i in dims and n == 1))
+    return Squeeze(new)(a)
+
+
+def expand(a, *shape):
+    shape = _shape_arg(shape)
+    old = (1,) * (len(shape) - a.ndim) + tuple(a.shape)
+    shape = tuple(o if s == -1 else s for s, o in zip(shape, old))
+    for s, o in zip(shape, old):
+        if o != 1 and o != s:
+            raise RuntimeError(f"The expanded size of the tensor ({s}) must match the existing "
+                               f"size ({o}) at non-singleton dimension. Target sizes: {list(shape)}."
+                               f"  Tensor sizes: {list(a.shape)}")
+    return Expand(shape)(a)
+
+
+def cat(tensors, dim=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("cat(): expected a non-empty list of Tensors")
+    return Cat(_normalize_dims(dim, tensors[0].ndim)[0])(*tensors)
+
+
+def stack(tensors, dim=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("stack expects a non-empty TensorList")
+    first = tuple(tensors[0].shape)
+    for i, t in enumerate(tensors):
+        if tuple(t.shape) != first:
+            raise RuntimeError(f"stack expects each tensor to be equal size, but got {list(first)} "
+                               f"at entry 0 and {list(t.shape)} at entry {i}")
+    return Stack(_normalize_dims(dim, len(first) + 1)[0])(*tensors)
+
+
+def index(a, key):
+    return Index(_normalize_key(a, key))(a)
+
+
+def _normalize_key(a, key):
+    """A tuple the Array API accepts: tensors and lists become arrays, a trailing ``...`` is explicit."""
+    parts = key if isinstance(key, tuple) else (key,)
+    normalized = []
+    for part in parts:
+        if isinstance(part, Tensor):
+            part = part._array
+        elif isinstance(part, (list, tuple)):
+            part = a._backend.asarray(part, dtypes.bool if all(isinstance(p, bool) for p in part)
+                                      else dtypes.int64)
+        normalized.append(part)
+    if Ellipsis not in normalized:
+        normalized.append(Ellipsis)
+    return tuple(normalized)
+
+
+# --------------------------------------------------------------------------- devices
+class ToDevice(Function):
+    """A copy on another device; the gradient travels back to the source device."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def __call__(self, tensor):
+        self.source = tensor._backend
+        host = self.source.to_numpy(tensor._array)
+        out = Tensor._make(self.target.asarray(host, tensor.dtype), self.target)
+        if state.enabled and tensor._requires_grad:
+            self.record((tensor,), out)
+        return out
+
+    def backward(self, grad):
+        return (ToDevice(self.source)(grad),)

@@ -1,0 +1,40 @@
+"""Optimisers: ``SGD`` with optional momentum, PyTorch's update rule."""
+from .grad_mode import no_grad
+
+
+class Optimizer:
+    def __init__(self, params):
+        self.params = list(params)
+        if not self.params:
+            raise ValueError("optimizer got an empty parameter list")
+
+    def zero_grad(self, set_to_none=True):
+        for p in self.params:
+            if p.grad is not None:
+                if set_to_none:
+                    p.grad = None
+                else:
+                    p.grad.zero_()
+
+
+class SGD(Optimizer):
+    """``p -= lr * g``, where with momentum ``g = momentum * g_prev + grad`` (PyTorch's form)."""
+
+    def __init__(self, params, lr, momentum=0.0):
+        super().__init__(params)
+        if lr < 0:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        self.lr, self.momentum = lr, momentum
+        self.velocity = [None] * len(self.params)
+
+    @no_grad()
+    def step(self):
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            update = p.grad
+            if self.momentum:
+                previous = self.velocity[i]
+                update = update.clone() if previous is None else previous * self.momentum + update
+                self.velocity[i] = update
+            p -= self.lr * update

@@ -1,0 +1,482 @@
+"""``Tensor``: an array, where it came from (``grad_fn``) and where its gradient goes (``grad``)."""
+from . import dtypes, engine
+from .grad_mode import state
+
+
+class Size(tuple):
+    """A tensor's shape: a tuple that prints as PyTorch's ``torch.Size([2, 3])``."""
+
+    def __repr__(self):
+        return f"chainrule.Size({list(self)})"
+
+    def numel(self):
+        n = 1
+        for s in self:
+            n *= s
+        return n
+
+
+class Tensor:
+    __slots__ = ("_array", "_backend", "_requires_grad", "_grad", "grad_fn", "_version",
+                 "_accumulator", "_owned", "__weakref__")
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def _make(cls, array, backend, requires_grad=False):
+        t = object.__new__(cls)
+        t._array = array
+        t._backend = backend
+        t._requires_grad = requires_grad
+        t._grad = None
+        t.grad_fn = None
+        t._version = 0
+        t._accumulator = None
+        t._owned = False
+        return t
+
+    def _edge(self):
+        """The graph edge to this tensor: its grad_fn, or for a leaf its AccumulateGrad node."""
+        if self.grad_fn is not None:
+            return (self.grad_fn, 0)
+        if not self._requires_grad:
+            return (None, 0)
+        if self._accumulator is None:
+            self._accumulator = engine.AccumulateGrad(self)
+        return (self._accumulator, 0)
+
+    # ------------------------------------------------------------------ autograd attributes
+    @property
+    def requires_grad(self):
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        self.requires_grad_(value)
+
+    def requires_grad_(self, requires_grad=True):
+        if self.grad_fn is not None:
+            if not requires_grad:
+                raise RuntimeError(
+                    "you can only change requires_grad flags of leaf variables. If you want to use "
+                    "a computed variable in a subgraph that doesn't require differentiation use "
+                    "var_no_grad = var.detach().")
+            return self
+        if requires_grad and not self.dtype.is_floating_point:
+            raise RuntimeError("Only Tensors of floating point and complex dtype can require "
+                               f"gradients (got {self.dtype.name})")
+        self._requires_grad = bool(requires_grad)
+        return self
+
+    @property
+    def is_leaf(self):
+        return self.grad_fn is None
+
+    @property
+    def grad(self):
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        if value is not None:
+            if not isinstance(value, Tensor):
+                raise TypeError(f"assigned grad expected to be a Tensor or None but got "
+                                f"{type(value).__name__}")
+            if tuple(value.shape) != tuple(self.shape):
+                raise RuntimeError("assigned grad has data of a different size: expected "
+                                   f"{list(self.shape)}, got {list(value.shape)}")
+        self._grad = value
+
+    def retain_grad(self):
+        """Keep this non-leaf tensor's gradient in ``.grad`` after backward (leaves always keep it)."""
+        if not self._requires_grad:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if self.grad_fn is not None:
+            self.grad_fn.retained = self
+
+    @property
+    def retains_grad(self):
+        return self.grad_fn is not None and self.grad_fn.retained is self
+
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` when this tensor's gradient is computed; a returned tensor replaces it."""
+        if not self._requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        return self._edge()[0].register_prehook(hook)
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        from . import autograd
+        autograd.backward(self, gradient, retain_graph, create_graph, inputs)
+
+    def detach(self):
+        """The same values, cut from the graph (shares memory, as in PyTorch)."""
+        return Tensor._make(self._array, self._backend)
+
+    def detach_(self):
+        self.grad_fn = None
+        self._requires_grad = False
+        return self
+
+    @property
+    def data(self):
+        return self.detach()
+
+    @data.setter
+    def data(self, value):
+        self._array = value._array if isinstance(value, Tensor) else value
+        self._version += 1
+
+    # ------------------------------------------------------------------ array attributes
+    @property
+    def shape(self):
+        return Size(self._array.shape)
+
+    def size(self, dim=None):
+        return self.shape if dim is None else self._array.shape[dim]
+
+    @property
+    def ndim(self):
+        return self._array.ndim
+
+    def dim(self):
+        return self._array.ndim
+
+    def numel(self):
+        return Size(self._array.shape).numel()
+
+    def __len__(self):
+        if self._array.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self._array.shape[0]
+
+    @property
+    def dtype(self):
+        return self._backend.dtype_of(self._array)
+
+    @property
+    def device(self):
+        from .device import device
+        return device(self._backend.device)
+
+    @property
+    def is_cuda(self):
+        return self._backend.device.startswith("cuda")
+
+    def item(self):
+        if self.numel() != 1:
+            raise RuntimeError(f"a Tensor with {self.numel()} elements cannot be converted to Scalar")
+        value = self._backend.to_numpy(self._array).reshape(()).item()
+        return value
+
+    def tolist(self):
+        return self._backend.to_numpy(self._array).tolist()
+
+    def numpy(self):
+        if self._requires_grad:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. "
+                               "Use tensor.detach().numpy() instead.")
+        if self._backend.device != "cpu":
+            raise TypeError(f"can't convert {self._backend.device} device type tensor to numpy. "
+                            "Use Tensor.cpu() to copy the tensor to host memory first.")
+        return self._backend.to_numpy(self._array)
+
+    def __array__(self, dtype=None, copy=None):
+        array = self.numpy()
+        return array if dtype is None else array.astype(dtype)
+
+    def __repr__(self):
+        from ._format import tensor_repr
+        return tensor_repr(self)
+
+    def __bool__(self):
+        if self.numel() != 1:
+            raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous")
+        return bool(self.item())
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __index__(self):
+        if self.dtype.is_floating_point or self.numel() != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return int(self.item())
+
+    __hash__ = object.__hash__
+
+    # ------------------------------------------------------------------ dtype and device
+    def to(self, *args, dtype=None, device=None):
+        for arg in args:
+            if isinstance(arg, dtypes.dtype):
+                dtype = arg
+            else:
+                device = arg
+        result = self
+        if device is not None:
+            from .device import to_device
+            result = to_device(result, device)
+        if dtype is not None and dtypes.resolve(dtype) is not result.dtype:
+            result = ops.Cast(dtypes.resolve(dtype))(result)
+        return result
+
+    def type(self, dtype):
+        return self.to(dtype)
+
+    def float(self):
+        return self.to(dtypes.float32)
+
+    def double(self):
+        return self.to(dtypes.float64)
+
+    def long(self):
+        return self.to(dtypes.int64)
+
+    def bool(self):
+        return self.to(dtypes.bool)
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self, device=None):
+        return self.to("cuda" if device is None else f"cuda:{device}")
+
+    def clone(self):
+        return ops.Clone()(self)
+
+    def contiguous(self):
+        return self
+
+    # ------------------------------------------------------------------ operators
+    def __add__(self, other):
+        return ops.add(self, other)
+
+    def __radd__(self, other):
+        return ops.add(other, self)
+
+    def __sub__(self, other):
+        return ops.sub(self, other)
+
+    def __rsub__(self, other):
+        return ops.sub(other, self)
+
+    def __mul__(self, other):
+        return ops.mul(self, other)
+
+    def __rmul__(self, other):
+        return ops.mul(other, self)
+
+    def __truediv__(self, other):
+        return ops.div(self, other)
+
+    def __rtruediv__(self, other):
+        return ops.div(other, self)
+
+    def __pow__(self, other):
+        return ops.pow(self, other)
+
+    def __rpow__(self, other):
+        return ops.pow(other, self)
+
+    def __matmul__(self, other):
+        return ops.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return ops.matmul(other, self)
+
+    def __neg__(self):
+        return ops.neg(self)
+
+    def __getitem__(self, key):
+        return ops.index(self, key)
+
+    def _compare(self, other, compare):
+        other_array = other._array if isinstance(other, Tensor) else other
+        return Tensor._make(self._backend.wrap(compare(self._array, other_array)), self._backend)
+
+    def __lt__(self, other):
+        return self._compare(other, lambda a, b: a < b)
+
+    def __le__(self, other):
+        return self._compare(other, lambda a, b: a <= b)
+
+    def __gt__(self, other):
+        return self._compare(other, lambda a, b: a > b)
+
+    def __ge__(self, other):
+        return self._compare(other, lambda a, b: a >= b)
+
+    def __eq__(self, other):
+        return self._compare(other, lambda a, b: a == b)
+
+    def __ne__(self, other):
+        return self._compare(other, lambda a, b: a != b)
+
+    def __and__(self, other):
+        return self._compare(other, lambda a, b: a & b)
+
+    def __or__(self, other):
+        return self._compare(other, lambda a, b: a | b)
+
+    def __invert__(self):
+        return Tensor._make(~self._array, self._backend)
+
+    # ------------------------------------------------------------------ in-place updates
+    def _check_inplace(self):
+        if state.enabled and self._requires_grad:
+            if self.grad_fn is None:
+                raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
+                                   "operation. Wrap the update in `with chainrule.no_grad():`.")
+            raise RuntimeError("chainrule does not record in-place operations on tensors that are "
+                               "part of a graph; write `y = y + x` instead of `y += x`.")
+
+    def _inplace(self, other, combine):
+        self._check_inplace()
+        other_array = other._array if isinstance(other, Tensor) else other
+        if isinstance(other, Tensor) and other._array.dtype != self._array.dtype:
+            other_array = self._backend.xp.astype(other_array, self._array.dtype)
+        self._array[...] = combine(self._array, other_array)
+        self._version += 1
+        return self
+
+    def __iadd__(self, other):
+        return self._inplace(other, lambda a, b: a + b)
+
+    def __isub__(self, other):
+        return self._inplace(other, lambda a, b: a - b)
+
+    def __imul__(self, other):
+        return self._inplace(other, lambda a, b: a * b)
+
+    def __itruediv__(self, other):
+        return self._inplace(other, lambda a, b: a / b)
+
+    def add_(self, other, alpha=1):
+        return self._inplace(other, lambda a, b: a + alpha * b)
+
+    def sub_(self, other, alpha=1):
+        return self._inplace(other, lambda a, b: a - alpha * b)
+
+    def mul_(self, other):
+        return self._inplace(other, lambda a, b: a * b)
+
+    def zero_(self):
+        return self._inplace(0, lambda a, b: self._backend.xp.zeros_like(a))
+
+    def fill_(self, value):
+        return self._inplace(value, lambda a, b: self._backend.xp.full_like(a, b))
+
+    def copy_(self, source):
+        if tuple(source.shape) != tuple(self.shape):
+            source = source.expand(*self.shape)
+        return self._inplace(source, lambda a, b: b)
+
+    def normal_(self, mean=0.0, std=1.0):
+        noise = self._backend.random_normal(tuple(self.shape), self.dtype)
+        return self._inplace(0, lambda a, b: noise * std + mean)
+
+    def uniform_(self, low=0.0, high=1.0):
+        values = self._backend.random_uniform(tuple(self.shape), self.dtype, low, high)
+        return self._inplace(0, lambda a, b: values)
+
+    # ------------------------------------------------------------------ method forms of the ops
+    def exp(self):
+        return ops.exp(self)
+
+    def log(self):
+        return ops.log(self)
+
+    def sqrt(self):
+        return ops.sqrt(self)
+
+    def abs(self):
+        return ops.abs(self)
+
+    def sign(self):
+        return ops.sign(self)
+
+    def sigmoid(self):
+        return ops.sigmoid(self)
+
+    def tanh(self):
+        return ops.tanh(self)
+
+    def relu(self):
+        return ops.relu(self)
+
+    def clamp(self, min=None, max=None):  # noqa: A002
+        return ops.clamp(self, min, max)
+
+    def pow(self, exponent):
+        return ops.pow(self, exponent)
+
+    def add(self, other):
+        return ops.add(self, other)
+
+    def sub(self, other):
+        return ops.sub(self, other)
+
+    def mul(self, other):
+        return ops.mul(self, other)
+
+    def div(self, other):
+        return ops.div(self, other)
+
+    def neg(self):
+        return ops.neg(self)
+
+    def matmul(self, other):
+        return ops.matmul(self, other)
+
+    def sum(self, dim=None, keepdim=False):
+        return ops.sum(self, dim, keepdim)
+
+    def mean(self, dim=None, keepdim=False):
+        return ops.mean(self, dim, keepdim)
+
+    def max(self, dim=None, keepdim=False):
+        return ops.max(self, dim, keepdim)
+
+    def reshape(self, *shape):
+        return ops.reshape(self, *shape)
+
+    def view(self, *shape):
+        return ops.view(self, *shape)
+
+    def flatten(self):
+        return ops.reshape(self, -1)
+
+    def permute(self, *dims):
+        return ops.permute(self, *dims)
+
+    def transpose(self, dim0, dim1):
+        return ops.transpose(self, dim0, dim1)
+
+    def t(self):
+        return ops.transpose(self, 0, -1) if self.ndim == 2 else self
+
+    @property
+    def T(self):
+        return ops.permute(self, *reversed(range(self.ndim)))
+
+    @property
+    def mT(self):
+        return ops.transpose(self, -2, -1)
+
+    def unsqueeze(self, dim):
+        return ops.unsqueeze(self, dim)
+
+    def squeeze(self, dim=None):
+        return ops.squeeze(self, dim)
+
+    def expand(self, *shape):
+        return ops.expand(self, *shape)
+
+    def expand_as(self, other):
+        return ops.expand(self, *other.shape)
+
+    def where(self, condition, other):
+        return ops.where(condition, self, other)
+
+
+from . import ops  # noqa: E402  (ops builds on Tensor)
