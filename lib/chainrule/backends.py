@@ -51,6 +51,9 @@ class Backend:
     def to_numpy(self, array):
         return np.asarray(array)
 
+    def getitem(self, array, key):
+        return array[key]
+
     def index_add(self, target, key, values):
         """``target[key] += values`` with repeated indices adding up (the Array API has no scatter-add)."""
         raise NotImplementedError
@@ -103,6 +106,13 @@ class StrictBackend(Backend):
 
     def to_numpy(self, array):
         return np.from_dlpack(array)
+
+    def getitem(self, array, key):
+        # The standard allows integer-array indices only beside other integers; mixed keys
+        # (a[1:, [0, 2]]) are NumPy's extension, computed on the host here.
+        if not any(hasattr(k, "dtype") and k.dtype != self.xp.bool for k in key):
+            return array[key]
+        return self.xp.asarray(np.asarray(self.to_numpy(array))[_host_key(self, key)])
 
     def index_add(self, target, key, values):
         host = np.array(self.to_numpy(target))

@@ -10,6 +10,7 @@ Conventions for ``backward(self, grad)``:
   sample of a batch on axis 0 instead of their sum: see ``chainrule.func.per_sample_grad``.
 """
 import builtins
+import math
 
 from . import dtypes
 from .function import Function
@@ -131,7 +132,7 @@ class Pow(Elementwise):
         if self.needs_input_grad[0]:
             grad_a = grad * 0.0 if isinstance(b, (int, float)) and b == 0 else grad * b * a ** (b - 1)
         if self.needs_input_grad[1]:
-            grad_b = grad * self.output * log(a)
+            grad_b = grad * self.output * (log(a) if isinstance(a, Tensor) else math.log(a))
         return grad_a, grad_b
 
 
@@ -462,7 +463,7 @@ class Index(Function):
         self.key = key
 
     def forward(self, xp, a):
-        return a[self.key]
+        return self.backend.getitem(a, self.key)
 
     def backward(self, grad):
         lead = self.lead(grad)
@@ -485,7 +486,7 @@ class IndexAdd(Function):
 
     def backward(self, grad):
         lead = self.lead(grad)
-        return (grad[(slice(None),) * lead + self.key],)
+        return (Index((slice(None),) * lead + self.key)(grad),)
 
 
 # --------------------------------------------------------------------------- linear algebra
@@ -812,7 +813,7 @@ def _normalize_key(a, key):
             part = a._backend.asarray(part, dtypes.bool if all(isinstance(p, bool) for p in part)
                                       else dtypes.int64)
         normalized.append(part)
-    if Ellipsis not in normalized:
+    if not any(part is Ellipsis for part in normalized):
         normalized.append(Ellipsis)
     return tuple(normalized)
 
