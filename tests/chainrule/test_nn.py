@@ -37,7 +37,8 @@ def mlp(lib, sizes=(3, 5, 4, 2)):
     )
 
 
-def pair(build):
+def pair(build, seed=0):
+    torch.manual_seed(seed)
     th = build(torch).double()
     cr = build(chainrule)
     assert cr.double() is cr, "Module.double() returns the module itself"

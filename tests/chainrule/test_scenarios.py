@@ -11,7 +11,7 @@ from helpers import assert_same, to_numpy
 
 
 def grad_fn_name(t):
-    return None if t.grad_fn is None else type(t.grad_fn).__name__
+    return None if t.grad_fn is None else t.grad_fn.name()
 
 
 # ---------------------------------------------------------------- 1. chain rule on a small graph
