@@ -1,0 +1,10 @@
+"""coursework: the shared helpers of the automatic differentiation course.
+
+- :mod:`coursework.problems` holds the data of every lesson (fixed seeds, plain
+  NumPy), so that a notebook and its checks start from the very same numbers;
+- :mod:`coursework.checks` holds every check that a test cell runs: it computes
+  the reference in PyTorch itself and, when an answer is wrong, says what was
+  expected, what came back, and which known misconception fits.
+"""
+
+__all__ = ["checks", "problems"]
