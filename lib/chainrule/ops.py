@@ -287,7 +287,8 @@ def _normalize_dims(dim, ndim):
         if not -bound <= d < bound:
             raise IndexError(f"Dimension out of range (expected to be in range of "
                              f"[{-bound}, {bound - 1}], but got {d})")
-        normalized.append(d % ndim if ndim else 0)
+        if ndim:
+            normalized.append(d % ndim)
     return tuple(sorted(set(normalized)))
 
 
@@ -799,7 +800,12 @@ def stack(tensors, dim=0):
 
 
 def index(a, key):
-    return Index(_normalize_key(a, key))(a)
+    key = _normalize_key(a, key)
+    if any(part is None for part in key):
+        # New axes: index without them, then reshape, so the backward scatter needs no ``None``.
+        shape = a._backend.getitem(a._array, key).shape
+        return Reshape(tuple(shape))(Index(tuple(p for p in key if p is not None))(a))
+    return Index(key)(a)
 
 
 def _normalize_key(a, key):
@@ -813,7 +819,8 @@ def _normalize_key(a, key):
             part = a._backend.asarray(part, dtypes.bool if all(isinstance(p, bool) for p in part)
                                       else dtypes.int64)
         normalized.append(part)
-    if not any(part is Ellipsis for part in normalized):
+    sole_mask = len(normalized) == 1 and getattr(normalized[0], "dtype", None) == a._backend.native_dtype(dtypes.bool)
+    if not sole_mask and not any(part is Ellipsis for part in normalized):
         normalized.append(Ellipsis)
     return tuple(normalized)
 

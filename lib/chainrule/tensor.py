@@ -252,7 +252,7 @@ class Tensor:
         return ops.add(self, other)
 
     def __radd__(self, other):
-        return ops.add(other, self)
+        return ops.add(self, other)  # the tensor comes first in grad_fn.next_functions, as in PyTorch
 
     def __sub__(self, other):
         return ops.sub(self, other)
@@ -264,7 +264,7 @@ class Tensor:
         return ops.mul(self, other)
 
     def __rmul__(self, other):
-        return ops.mul(other, self)
+        return ops.mul(self, other)
 
     def __truediv__(self, other):
         return ops.div(self, other)
