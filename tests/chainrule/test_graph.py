@@ -405,3 +405,15 @@ def test_long_chain_backpropagates_without_recursion_error():
     y.backward()
     assert abs(x.grad.item() - 1.0000001**n) < 1e-9
     del y  # freeing a deep graph must not overflow the stack either
+
+
+def test_requires_grad_attribute_setter():
+    x = chainrule.tensor([1.0, 2.0])
+    x.requires_grad = True
+    (x * x).sum().backward()
+    assert_same(x.grad, [2.0, 4.0])
+    y = x * 2
+    with pytest.raises(RuntimeError, match="you can only change requires_grad flags of leaf variables"):
+        y.requires_grad = False
+    with pytest.raises(RuntimeError, match="you can only change requires_grad flags of leaf variables"):
+        (torch.ones(1, requires_grad=True) * 2).requires_grad = False

@@ -284,3 +284,21 @@ def test_manual_sgd_loop_under_no_grad():
         assert_same(p, q, n)
         assert_same(p.grad, np.zeros(tuple(q.shape)), n + " grad zeroed")
         assert p.is_leaf and p.requires_grad and p.grad_fn is None
+
+
+def test_shared_layer_parameters_listed_once():
+    """A layer used twice (lesson 3) appears once in parameters(), as in torch."""
+    for lib in (chainrule, torch):
+        lin = lib.nn.Linear(2, 2)
+        seq = lib.nn.Sequential(lin, lib.nn.Tanh(), lin)
+        assert len(list(seq.parameters())) == 2
+        assert [n for n, _ in seq.named_parameters()] == ["0.weight", "0.bias"]
+
+
+def test_sequential_slice_is_a_sequential():
+    cr, th = pair(mlp)
+    head_c, head_t = cr[:2], th[:2]
+    assert isinstance(head_c, nn.Sequential) and len(head_c) == 2
+    assert head_c[0] is cr[0]
+    x = np.random.default_rng(9).standard_normal((3, 3))
+    assert_same(head_c(chainrule.tensor(x)), head_t(torch.tensor(x)))

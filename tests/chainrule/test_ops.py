@@ -530,3 +530,36 @@ def test_data_from_list_is_float32_by_default():
     y = (x * 3).sum()
     y.backward()
     np.testing.assert_array_equal(to_numpy(x.grad), [3.0, 3.0])
+
+
+# ---------------------------------------------------------------- PyTorch's conventions at kinks and ties
+
+KINKS = {
+    "relu at 0": (lambda lib, x: x.relu(), [-1.0, 0.0, 2.0]),
+    "abs at 0": (lambda lib, x: x.abs(), [-1.0, 0.0, 2.0]),
+    "clamp at its bounds": (lambda lib, x: x.clamp(-1.0, 1.0), [-1.0, 0.0, 1.0, 2.0]),
+    "clamp min only at bound": (lambda lib, x: x.clamp(min=0.0), [0.0, 1.0, -1.0]),
+    "max() with ties": (lambda lib, x: x.max(), [1.0, 3.0, 3.0, 2.0]),
+    "max(dim) with ties": (lambda lib, x: x.max(dim=0).values, [[1.0, 5.0], [1.0, 5.0], [0.0, 2.0]]),
+    "where on equal branches": (lambda lib, x: lib.where(x > 0, x, 2 * x), [0.0, 1.0, -1.0]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(KINKS))
+def test_kink_and_tie_conventions_match_torch(case):
+    """At non-differentiable points the gradient is PyTorch's choice (relu'(0)=0, abs'(0)=0,
+    clamp passes the gradient at its bounds, max() splits it evenly among ties)."""
+    f, values = KINKS[case]
+    check(partial(f, chainrule), partial(f, torch), np.array(values), gradcheck=False)
+
+
+def test_type_promotion_like_torch():
+    a32 = chainrule.tensor([1.0, 2.0], requires_grad=True)
+    b64 = chainrule.tensor(np.array([3.0, 4.0]), requires_grad=True)
+    y = a32 * b64
+    assert y.dtype == chainrule.float64  # as torch.float32 * torch.float64
+    y.sum().backward()
+    assert a32.grad.dtype == chainrule.float32 and b64.grad.dtype == chainrule.float64
+    np.testing.assert_allclose(to_numpy(a32.grad), [3.0, 4.0])
+    assert (a32 * 2.5).dtype == chainrule.float32  # Python numbers do not promote
+    assert (2 ** a32).dtype == chainrule.float32
