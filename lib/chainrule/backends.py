@@ -20,6 +20,7 @@ class Backend:
         self.xp = xp
         self._native = dict(zip(dtypes.ALL, native_dtypes))
         self._from_native = {n: d for d, n in self._native.items()}
+        self.float_natives = (self._native[dtypes.float32], self._native[dtypes.float64])
         self._rng = None
 
     def __repr__(self):
@@ -43,6 +44,12 @@ class Backend:
     def asarray(self, data, dtype=None):
         """An array on this device from nested lists, scalars or another namespace's array."""
         raise NotImplementedError
+
+    def from_data(self, data, dtype=None):
+        """An array holding a copy of ``data`` (numbers, nested lists, arrays), and its dtype."""
+        if dtype is None:
+            dtype = infer_dtype(data)
+        return self.asarray(data, dtype), dtype
 
     def wrap(self, result):
         """Results of reductions may come back as scalars; tensors always hold arrays."""
@@ -82,6 +89,15 @@ class NumpyBackend(Backend):
     def asarray(self, data, dtype=None):
         native = None if dtype is None else self._native[dtype]
         return np.array(data, dtype=native, copy=True)
+
+    def from_data(self, data, dtype=None):
+        if dtype is None and not hasattr(data, "dtype"):
+            array = np.array(data)  # one conversion of Python data, then PyTorch's dtype rules
+            if array.dtype.kind not in _INFERRED:
+                infer_dtype(array)  # raises the unsupported-data error
+            dtype = dtypes.resolve(_INFERRED[array.dtype.kind])
+            return array.astype(self._native[dtype], copy=False), dtype
+        return super().from_data(data, dtype)
 
     def wrap(self, result):
         return result if type(result) is np.ndarray else np.asarray(result)

@@ -7,7 +7,9 @@ from .tensor import Tensor
 def _finish(array, backend, requires_grad):
     t = Tensor._make(array, backend)
     if requires_grad:
-        t.requires_grad_(True)
+        if array.dtype not in backend.float_natives:
+            t.requires_grad_(True)  # raises PyTorch's error for integer tensors
+        t._requires_grad = True
     return t
 
 
@@ -28,9 +30,9 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     """A new leaf tensor holding a copy of ``data`` (numbers, nested lists, arrays, tensors)."""
     if isinstance(data, Tensor):
         data = data.detach()._backend.to_numpy(data._array)
-    dtype = backends.infer_dtype(data) if dtype is None else dtypes.resolve(dtype)
     backend = backend_for(device)
-    return _finish(backend.asarray(data, dtype), backend, requires_grad)
+    array, _ = backend.from_data(data, None if dtype is None else dtypes.resolve(dtype))
+    return _finish(array, backend, requires_grad)
 
 
 def as_tensor(data, dtype=None, device=None):
@@ -66,8 +68,9 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
 
 
 def _like(function, like, dtype, device, requires_grad):
-    return function(*like.shape, dtype=like.dtype if dtype is None else dtype,
-                    device=like.device if device is None else device, requires_grad=requires_grad)
+    return function(*like._array.shape, dtype=like.dtype if dtype is None else dtype,
+                    device=like._backend.device if device is None else device,
+                    requires_grad=requires_grad)
 
 
 def zeros_like(input, dtype=None, device=None, requires_grad=False):  # noqa: A002

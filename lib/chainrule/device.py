@@ -31,7 +31,7 @@ class device:
 
 def backend_for(name=None):
     """The backend that holds arrays on device ``name`` (default: the CPU)."""
-    if name is None:
+    if name is None or name == "cpu":
         return backends.cpu()
     name = str(name)
     if name == "cpu":

@@ -15,10 +15,8 @@ class Node:
     """
 
     next_functions = ()
-
-    def __init__(self):
-        self.pre_hooks = []          # functions of the output's gradient (Tensor.register_hook)
-        self.retained = None         # the non-leaf tensor whose .grad to fill (retain_grad)
+    pre_hooks = ()      # functions of the output's gradient (Tensor.register_hook)
+    retained = None     # the non-leaf tensor whose .grad to fill (retain_grad)
 
     def name(self):
         return type(self).__name__ + "Backward0"
@@ -34,6 +32,8 @@ class Node:
         """Free what the node saved for the backward pass (called unless retain_graph)."""
 
     def register_prehook(self, hook):
+        if not self.pre_hooks:
+            self.pre_hooks = []
         self.pre_hooks.append(hook)
         return RemovableHandle(self.pre_hooks, hook)
 
@@ -42,7 +42,6 @@ class AccumulateGrad(Node):
     """The node behind a leaf tensor: adds the incoming gradient into ``variable.grad``."""
 
     def __init__(self, variable):
-        super().__init__()
         self.variable = variable
 
     def name(self):

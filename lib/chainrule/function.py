@@ -27,6 +27,7 @@ class Function(engine.Node):
 
     def __call__(self, *args):
         backend = None
+        requires_grad = False
         arrays = []
         for arg in args:
             if isinstance(arg, Tensor):
@@ -38,21 +39,31 @@ class Function(engine.Node):
                         f"devices, {backend.device} and {arg._backend.device}! Move them with "
                         ".to(device) first.")
                 arrays.append(arg._array)
+                requires_grad = requires_grad or arg._requires_grad
             else:
                 arrays.append(arg)
         self.backend = backend
         out = Tensor._make(backend.wrap(self.forward(backend.xp, *arrays)), backend)
-        if state.enabled and any(isinstance(a, Tensor) and a._requires_grad for a in args):
+        if requires_grad and state.enabled:
             self.record(args, out)
         return out
 
     def record(self, args, out):
         """Link the output to its inputs; keep what the backward pass will read."""
-        super().__init__()
-        self.next_functions = tuple(a._edge() if isinstance(a, Tensor) else (None, 0) for a in args)
-        self.needs_input_grad = tuple(fn is not None for fn, _ in self.next_functions)
-        self.shapes = tuple(a._array.shape if isinstance(a, Tensor) else () for a in args)
-        self.dtypes = tuple(a._array.dtype if isinstance(a, Tensor) else None for a in args)
+        edges, shapes, dtypes = [], [], []
+        for a in args:
+            if isinstance(a, Tensor):
+                edges.append(a._edge())
+                shapes.append(a._array.shape)
+                dtypes.append(a._array.dtype)
+            else:
+                edges.append((None, 0))
+                shapes.append(())
+                dtypes.append(None)
+        self.next_functions = tuple(edges)
+        self.needs_input_grad = [fn is not None for fn, _ in edges]
+        self.shapes = shapes
+        self.dtypes = dtypes
         self.out_shape = out._array.shape
         self.inputs = args
         saved = [args[i] for i in self.saves_inputs if isinstance(args[i], Tensor)]

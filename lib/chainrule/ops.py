@@ -20,6 +20,8 @@ from .tensor import Tensor
 
 def sum_to(grad, shape, lead=0):
     """Sum a gradient over the axes that broadcasting added, back to ``shape`` (keeping ``lead`` axes)."""
+    if not lead and grad._array.shape == shape:
+        return grad
     target = tuple(grad._array.shape[:lead]) + tuple(shape)
     if tuple(grad._array.shape) == target:
         return grad
@@ -51,7 +53,8 @@ class Elementwise(Function):
 
     def reduce(self, g, i, lead):
         g = sum_to(g, self.shapes[i], lead)
-        if g._array.dtype != self.dtypes[i]:  # float32 input met a float64 one: grad keeps its dtype
+        dtype = g._array.dtype
+        if dtype is not self.dtypes[i] and dtype != self.dtypes[i]:  # float32 input met a float64 one: grad keeps its dtype
             g = g.to(g._backend.dtype_of_native(self.dtypes[i]))
         return g
 
@@ -609,7 +612,7 @@ def _operands(a, b):
     """Tensors pass as they are; Python numbers stay constants. An integer tensor meeting a
     float becomes the default float dtype, as in PyTorch."""
     for tensor, other in ((a, b), (b, a)):
-        if isinstance(tensor, Tensor) and not tensor.dtype.is_floating_point:
+        if isinstance(tensor, Tensor) and tensor._array.dtype not in tensor._backend.float_natives:
             if isinstance(other, float) or (isinstance(other, Tensor) and other.dtype.is_floating_point):
                 target = other.dtype if isinstance(other, Tensor) else dtypes.default_float()
                 converted = tensor.to(target)

@@ -17,21 +17,20 @@ class Size(tuple):
 
 
 class Tensor:
-    __slots__ = ("_array", "_backend", "_requires_grad", "_grad", "grad_fn", "_version",
-                 "_accumulator", "_owned", "__weakref__")
+    # Defaults live on the class, so that making a tensor sets only its array and backend.
+    _requires_grad = False
+    _grad = None
+    grad_fn = None
+    _version = 0          # bumped by every in-place update; saved tensors check it
+    _accumulator = None   # the AccumulateGrad node of a leaf, made when first needed
+    _owned = False        # this gradient object is some leaf's .grad already
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def _make(cls, array, backend, requires_grad=False):
+    def _make(cls, array, backend):
         t = object.__new__(cls)
         t._array = array
         t._backend = backend
-        t._requires_grad = requires_grad
-        t._grad = None
-        t.grad_fn = None
-        t._version = 0
-        t._accumulator = None
-        t._owned = False
         return t
 
     def _edge(self):
@@ -77,7 +76,7 @@ class Tensor:
 
     @grad.setter
     def grad(self, value):
-        if value is not None:
+        if value is not None and (not isinstance(value, Tensor) or value._array.shape != self._array.shape):
             if not isinstance(value, Tensor):
                 raise TypeError(f"assigned grad expected to be a Tensor or None but got "
                                 f"{type(value).__name__}")
