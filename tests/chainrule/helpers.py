@@ -5,6 +5,8 @@ Only chainrule's public API is used (the suite also runs with the library holdin
 and read back with ``.detach().numpy()``.
 """
 
+import functools
+
 import numpy as np
 import torch
 
@@ -84,3 +86,32 @@ def away_from_zero(rng, shape, low=0.2, high=2.0):
 
 def positive(rng, shape, low=0.5, high=3.0):
     return rng.uniform(low, high, size=shape)
+
+
+def check_second_order(f, *arrays, rng=None, rtol=RTOL, atol=ATOL):
+    """Hessian-vector products of ``f(lib, *tensors)`` against torch: the gradient taken with
+    ``autograd.grad(create_graph=True)`` is itself differentiated."""
+
+
+    rng = np.random.default_rng(0) if rng is None else rng
+    arrays = [np.asarray(a, dtype=np.float64) for a in arrays]
+    seed_rng_state = rng.integers(0, 2**32 - 1)
+    results = []
+    for lib in (chainrule, torch):
+        r = np.random.default_rng(seed_rng_state)
+        xs = [lib.tensor(a.copy(), requires_grad=True) for a in arrays]
+        out = functools.partial(f, lib)(*xs)
+        seed = lib.tensor(r.standard_normal(tuple(out.shape)))
+        grads = lib.autograd.grad(out, xs, grad_outputs=seed, create_graph=True, allow_unused=True)
+        total = None
+        for g in grads:
+            if g is not None:
+                term = (g * lib.tensor(r.standard_normal(tuple(g.shape)))).sum()
+                total = term if total is None else total + term
+        if total is not None and total.requires_grad:
+            total.backward()
+        first = [np.zeros(a.shape) if g is None else to_numpy(g) for g, a in zip(grads, arrays)]
+        second = [np.zeros(a.shape) if x.grad is None else to_numpy(x.grad) for x, a in zip(xs, arrays)]
+        results.append(first + second)
+    for i, (c, t) in enumerate(zip(*results)):
+        np.testing.assert_allclose(c, t, rtol=rtol, atol=atol, err_msg=f"{'first' if i < len(arrays) else 'second'}-order, input {i % len(arrays)}")

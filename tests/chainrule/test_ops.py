@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import chainrule
-from helpers import away_from_zero, check, distinct, positive, to_numpy
+from helpers import away_from_zero, check, check_second_order, distinct, positive, to_numpy
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 seeds = st.integers(0, 2**32 - 1)
@@ -563,3 +563,43 @@ def test_type_promotion_like_torch():
     np.testing.assert_allclose(to_numpy(a32.grad), [3.0, 4.0])
     assert (a32 * 2.5).dtype == chainrule.float32  # Python numbers do not promote
     assert (2 ** a32).dtype == chainrule.float32
+
+
+# ---------------------------------------------------------------- second order, every op
+
+SECOND_ORDER = {
+    "exp": (lambda lib, x, y: x.exp() * y, "any"),
+    "log": (lambda lib, x, y: lib.log(x) * y, "positive"),
+    "sqrt": (lambda lib, x, y: x.sqrt() * y, "positive"),
+    "abs": (lambda lib, x, y: x.abs() * y * y, "nonzero"),
+    "sigmoid": (lambda lib, x, y: (x * y).sigmoid(), "any"),
+    "tanh": (lambda lib, x, y: lib.tanh(x * y), "any"),
+    "relu": (lambda lib, x, y: x.relu() * y * x, "nonzero"),
+    "div": (lambda lib, x, y: x / y, "nonzero"),
+    "rdiv": (lambda lib, x, y: 2 / x + y, "nonzero"),
+    "pow tensor": (lambda lib, x, y: x ** y, "positive"),
+    "pow scalar": (lambda lib, x, y: x**3 * y - x**-0.5, "positive"),
+    "rpow": (lambda lib, x, y: 2**x * y, "any"),
+    "matmul": (lambda lib, x, y: (x @ y.T) ** 2, "any"),
+    "matmul 1-D": (lambda lib, x, y: (x[0] @ y[1]) * x[1], "any"),
+    "sum mean": (lambda lib, x, y: (x * y).sum(1, keepdim=True) * x.mean(0), "any"),
+    "max": (lambda lib, x, y: x.max(dim=1).values * y.max() * x.sum(0)[:2], "distinct"),
+    "reshape transpose": (lambda lib, x, y: (x.reshape(3, 2).transpose(0, 1) * y).permute(1, 0).unsqueeze(0).squeeze() ** 2, "any"),
+    "index": (lambda lib, x, y: x[[0, 0, 1], 1:] * y[:, None, ::2].sum(), "any"),
+    "cat stack": (lambda lib, x, y: lib.cat([x * y, x], dim=1) * lib.stack([y, x]).sum(0).sum(), "any"),
+    "where": (lambda lib, x, y: lib.where(x > 0, x * y, y * y), "nonzero"),
+    "clamp": (lambda lib, x, y: (x * y).clamp(-0.5, 0.5) * x, "clamp"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SECOND_ORDER))
+@settings(SETTINGS, max_examples=10)
+@given(seed=seeds)
+def test_second_order(case, seed):
+    """create_graph=True: every op's backward is itself differentiable, matching torch."""
+    rng = np.random.default_rng(seed)
+    f, domain = SECOND_ORDER[case]
+    make = {"any": np.random.Generator.standard_normal, "positive": positive, "nonzero": away_from_zero,
+            "distinct": distinct, "clamp": lambda r, s: clamp_inputs(r, s) / 2}[domain]
+
+    check_second_order(f, make(rng, (2, 3)), make(rng, (2, 3)), rng=rng)
