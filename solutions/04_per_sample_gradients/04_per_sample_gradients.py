@@ -160,6 +160,16 @@ assert_close(G1_ref.sum(0), model_t[0].weight.grad.reshape(-1))
 assert_close(G2_ref.sum(0), model_t[2].weight.grad.reshape(-1))
 
 # %% [markdown]
+# Look at the first weight once more. Its `.grad` is zero up to rounding, yet not one sample has a zero
+# gradient: the inputs lie symmetrically around 0, and for this weight the gradient of input $x$ is
+# minus that of input $-x$ (an odd function of $x$), so the sum cancels. `.grad` could not have told you.
+
+# %%
+print(f"largest |.grad| of weight1:                 {model_c[0].weight.grad.abs().max().item():.1e}")
+print(f"largest |per-sample gradient| of weight1:   {np.abs(G1_ref.numpy()).max():.3f}")
+print(f"samples whose weight1 gradient is below 1e-6: {int((np.abs(G1_ref.numpy()).max(1) < 1e-6).sum())} of {N}")
+
+# %% [markdown]
 # ## 5. Inside chainrule: the per-sample backward
 #
 # `per_sample_grad` runs one forward and one backward pass. The difference from `.backward()` is
