@@ -66,7 +66,8 @@ class Function(engine.Node):
         self.dtypes = dtypes
         self.out_shape = out._array.shape
         self.inputs = args
-        saved = [args[i] for i in self.saves_inputs if isinstance(args[i], Tensor)]
+        saved = [args[i] for i in self.inputs_to_save(self.needs_input_grad)
+                 if isinstance(args[i], Tensor)]
         if self.saves_output:
             self.output = out
             saved.append(out)
@@ -74,6 +75,10 @@ class Function(engine.Node):
         self.saved_versions = [t._version for t in saved]
         out._requires_grad = True
         out.grad_fn = self
+
+    def inputs_to_save(self, needs_input_grad):
+        """The inputs whose values this backward pass will read (version-checked at backward)."""
+        return self.saves_inputs
 
     def forward(self, xp, *arrays):
         raise NotImplementedError

@@ -32,6 +32,11 @@ def _reshape(tensor, shape):
     return tensor if tuple(tensor._array.shape) == tuple(shape) else Reshape(tuple(shape))(tensor)
 
 
+def _each_needs_the_other(needs_input_grad):
+    """For a product: input 0's gradient reads input 1 and vice versa."""
+    return [j for j, i in ((0, 1), (1, 0)) if needs_input_grad[i]]
+
+
 # --------------------------------------------------------------------------- elementwise, binary
 class Elementwise(Function):
     """Broadcasting ops. ``local_grads`` gives each input's gradient before the broadcast reduction."""
@@ -99,7 +104,7 @@ class Sub(Elementwise):
 
 
 class Mul(Elementwise):
-    saves_inputs = (0, 1)
+    inputs_to_save = staticmethod(_each_needs_the_other)
 
     def forward(self, xp, a, b):
         return a * b
@@ -111,7 +116,8 @@ class Mul(Elementwise):
 
 
 class Div(Elementwise):
-    saves_inputs = (0, 1)
+    def inputs_to_save(self, needs_input_grad):
+        return (0, 1) if needs_input_grad[1] else (1,)
 
     def forward(self, xp, a, b):
         return a / b
@@ -506,7 +512,7 @@ def _matmul_message(a, b):
 
 
 class Matmul(Function):
-    saves_inputs = (0, 1)
+    inputs_to_save = staticmethod(_each_needs_the_other)
 
     def forward(self, xp, a, b):
         message = _matmul_message(a.shape, b.shape)
@@ -547,7 +553,7 @@ class Matmul(Function):
 
 class Linear(Function):
     """``x @ weight.T + bias``, the layer's op (PyTorch's addmm): one node, one per-sample rule."""
-    saves_inputs = (0, 1)
+    inputs_to_save = staticmethod(_each_needs_the_other)
 
     def forward(self, xp, x, weight, bias=None):
         message = _matmul_message(x.shape, weight.shape[::-1])
