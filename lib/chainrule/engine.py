@@ -103,7 +103,7 @@ def backpropagate(roots, grads, *, keep_graph=False, capture=None, rule=None):
     frees its saved values.
     """
     order = topological_sort(roots)
-    needed = _leading_to(order, capture) if capture is not None else None
+    needed = leading_to(order, capture) if capture is not None else None
     pending = {}
     for root, grad in zip(roots, grads):
         pending[root] = pending[root] + grad if root in pending else grad
@@ -134,8 +134,8 @@ def backpropagate(roots, grads, *, keep_graph=False, capture=None, rule=None):
     return captured
 
 
-def _leading_to(order, targets):
-    """The nodes of ``order`` from which some target can be reached through an edge."""
+def leading_to(order, targets):
+    """The nodes of ``order`` (topologically sorted) from which an edge path reaches a target."""
     leads = set()
     for node in reversed(order):  # inputs come before the nodes that use them
         for child, _ in node.next_functions:
