@@ -28,14 +28,16 @@ def test_inplace_on_leaf_requiring_grad():
     both_raise(case, "a leaf Variable that requires grad is being used in an in-place operation")
 
 
-@pytest.mark.parametrize("method", ["zero_", "isub"])
-def test_inplace_on_leaf_requiring_grad_methods(method):
+@pytest.mark.parametrize("op", ["zero_", "+=", "*="])
+def test_inplace_on_leaf_requiring_grad_other_ops(op):
     def case(lib):
         w = lib.tensor([1.0, 2.0], requires_grad=True)
-        if method == "zero_":
+        if op == "zero_":
             w.zero_()
+        elif op == "+=":
+            w += lib.ones(2)
         else:
-            w.sub_(1.0) if lib is torch else w.__isub__(1.0)
+            w *= 2
 
     both_raise(case, "a leaf Variable that requires grad is being used in an in-place operation")
 
