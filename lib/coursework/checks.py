@@ -755,7 +755,7 @@ def check_graph_freed(fn: Callable, seed: int = 2) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             cr.autograd.grad(losses[-1], params, allow_unused=True)
-    except RuntimeError:
+    except (RuntimeError, TypeError):  # TypeError: see solutions/LIB_REQUESTS.md, item 1
         return
     raise CheckFailure("the graph is still alive after the last term: pass retain_graph=True "
                        "to every term except the LAST, so the last pass frees the saved values.")

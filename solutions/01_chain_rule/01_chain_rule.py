@@ -208,18 +208,20 @@ print("PyTorch:");   walk(bt.grad_fn)
 # for the two nodes we met — each op states its forward and its backward side by side:
 
 # %%
-print(inspect.getsource(type(a.grad_fn)))
-
-# %%
 mul_node = a.grad_fn.next_functions[1][0]  # the node that made 2 * y
-print(mul_node.name())
-print(inspect.getsource(type(mul_node)))
+print(a.grad_fn.name(), "and", mul_node.name())
+print(inspect.getsource(type(a.grad_fn)))   # forward: a + b; local gradients: grad, grad
+print(inspect.getsource(type(mul_node)))    # forward: a * b; local gradients: grad * b, grad * a
 
 # %% [markdown]
-# Note the step called *unbroadcast* (or a sum over axes) in the add rule: when the two inputs
-# of an addition have different shapes, the smaller one was *broadcast* — copied along the
-# missing axes — and its gradient must add up the contributions of all the copies. You will
-# write that rule yourself in exercise 2.
+# Both are *element-wise* ops and share one more step, in their common `backward`: when the two
+# inputs have different shapes, the smaller one was *broadcast* — copied along the missing axes —
+# and its gradient must add up the contributions of all the copies (`sum_to`). You will write that
+# rule yourself in exercise 2.
+
+# %%
+print(inspect.getsource(type(a.grad_fn).backward))
+print(inspect.getsource(chainrule.ops.sum_to))
 
 # %% [markdown]
 # **Widget:** *(placeholder — a live widget goes here: edit the leaves x, y, z and see the forward

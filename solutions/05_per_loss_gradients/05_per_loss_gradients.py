@@ -154,9 +154,12 @@ def per_term(lib, terms, params):
 
 grads_c = per_term(chainrule, terms_c, list(net_c.parameters()))
 grads_t = per_term(torch, terms_t, list(net_t.parameters()))
-for term_c, term_t in zip(grads_c, grads_t):
-    for g_c, g_t in zip(term_c, term_t):
+net_c2 = make_pinn(chainrule)
+grads_lib = chainrule.func.per_loss_grads(pinn_terms(chainrule, net_c2), list(net_c2.parameters()))
+for term_c, term_t, term_lib in zip(grads_c, grads_t, grads_lib):
+    for g_c, g_t, g_lib in zip(term_c, term_t, term_lib):
         assert_close(g_c, g_t)
+        assert_close(g_lib, g_t)
 print("per-term gradients agree; .grad untouched:", all(p.grad is None for p in net_c.parameters()))
 
 # %% [markdown]
@@ -182,6 +185,12 @@ for lib, grads in (("chainrule", grads_c), ("PyTorch", grads_t)):
     new_beta = (1 - eta) * beta + eta * max_abs / mean_abs[2]
     print(f"{lib:9s} mean|grad| per term {np.round(mean_abs, 5)}  max|grad L1| {max_abs:.5f}  "
           f"-> alpha {new_alpha:.4f}, beta {new_beta:.4f}")
+
+# chainrule packs the same rule into func.balance_weights (the interior term is the reference, weight 1)
+weights_lib = chainrule.func.balance_weights(grads_lib, reference=0, previous=[1.0, alpha, beta],
+                                             smoothing=1 - eta)
+print("chainrule.func.balance_weights:", np.round(weights_lib, 4))
+assert np.allclose(weights_lib[1:], [new_alpha, new_beta])
 
 # %% [markdown]
 # ## 6. Inside chainrule: `per_loss_grads`
