@@ -22,7 +22,7 @@ test: $(VENV)/.installed
 	CHAINRULE_CPU_NAMESPACE=array_api_strict $(PY) -m pytest -q -p no:cacheprovider -m "not browser" tests/chainrule
 
 benchmark: $(VENV)/.installed
-	$(PY) benchmarks/bench_core.py
+	$(PY) benchmarks/benchmark.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -9,7 +9,7 @@ sample, exactly as ``.grad`` adds them up for the whole batch.
 """
 from . import autograd, engine
 from .creation import eye, ones_like, zeros
-from .grad_mode import enable_grad
+from .grad_mode import enable_grad, no_grad
 from .ops import cat
 from .tensor import Tensor
 
@@ -65,7 +65,8 @@ def per_sample_grad(model, inputs, targets=None, loss_fn=None, flat=False):
                 "loop of batch-size-1 backward passes.")
         return _with_per_sample_slots(node, grad, slots, per_sample_backward)
 
-    captured = engine.backpropagate([root.grad_fn], [seed], capture=set(param_nodes), rule=rule)
+    with no_grad():
+        captured = engine.backpropagate([root.grad_fn], [seed], capture=set(param_nodes), rule=rule)
     grads = {}
     for name, p in named:
         g = captured.get(p._edge()[0])

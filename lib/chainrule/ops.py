@@ -581,9 +581,12 @@ class Linear(Function):
         out_features, in_features = weight.shape
         batch = self.out_shape[0]
         signal = grad.reshape(batch, -1, out_features)
-        if i == 1:
-            return signal.mT @ x.reshape(batch, -1, in_features)
-        return signal.sum(dim=1)
+        if i == 2:
+            return signal.sum(dim=1)
+        rows = x.reshape(batch, -1, in_features)
+        if rows.shape[1] == 1:  # one row per sample: a plain outer product, (batch, out, 1) * (batch, 1, in)
+            return signal.reshape(batch, out_features, 1) * rows
+        return signal.mT @ rows  # several rows per sample (sequences): sum their outer products
 
 
 def _no_per_sample_rule(node, why=""):
