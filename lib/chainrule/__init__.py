@@ -7,7 +7,7 @@ itself), ``ops`` (every op's forward and backward side by side), ``tensor``, ``a
 from . import autograd, cuda, dtypes, func, nn, optim, testing
 from .creation import (arange, as_tensor, empty, eye, full, full_like, linspace, manual_seed, ones,
                        ones_like, rand, rand_like, randn, randn_like, tensor, zeros, zeros_like)
-from .device import device
+from .device import device, get_default_device, set_default_device
 from .dtypes import bool, dtype, float32, float64, int64  # noqa: A004
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .ops import (abs, add, cat, clamp, div, exp, linear, log, matmul, max, mean, mul, neg,  # noqa: A004

@@ -173,3 +173,67 @@ def cpu():
         else:
             raise ValueError(f"CHAINRULE_CPU_NAMESPACE={name!r}: expected 'numpy' or 'array_api_strict'")
     return _cpu
+
+
+class _CupyNamespace:
+    """CuPy with the Array-API names the ops use, where CuPy spells them otherwise."""
+
+    def __init__(self, cupy):
+        self._cupy = cupy
+        self.__name__ = "cupy"
+
+    def __getattr__(self, name):
+        return getattr(self._cupy, name)
+
+    def permute_dims(self, x, axes):
+        return self._cupy.transpose(x, axes)
+
+    def concat(self, arrays, axis=0):
+        return self._cupy.concatenate(arrays, axis=axis)
+
+    def matrix_transpose(self, x):
+        return self._cupy.swapaxes(x, -1, -2)
+
+    def astype(self, x, dtype):
+        return x.astype(dtype)
+
+    def asarray(self, x, dtype=None, copy=None):
+        return self._cupy.array(x, dtype=dtype, copy=True) if copy else self._cupy.asarray(x, dtype=dtype)
+
+
+class CupyBackend(Backend):
+    """An NVIDIA GPU through CuPy: the same ops, the arrays stay on the device."""
+
+    def __init__(self, index=0):
+        import cupy
+        import cupyx
+        self._cupy, self._cupyx = cupy, cupyx
+        self._index = index
+        super().__init__(f"cuda:{index}", _CupyNamespace(cupy),
+                         (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int64), np.dtype(np.bool_)))
+
+    def asarray(self, data, dtype=None):
+        native = None if dtype is None else self._native[dtype]
+        with self._cupy.cuda.Device(self._index):
+            return self._cupy.array(data, dtype=native, copy=True)
+
+    def to_numpy(self, array):
+        return self._cupy.asnumpy(array)
+
+    def index_add(self, target, key, values):
+        self._cupyx.scatter_add(target, key, values)
+        return target
+
+    def seed(self, seed):
+        self._rng = self._cupy.random.default_rng(seed)
+
+    def _generator(self):
+        if self._rng is None:
+            self._rng = self._cupy.random.default_rng()
+        return self._rng
+
+    def random_normal(self, shape, dtype):
+        return self._generator().standard_normal(shape, dtype=self._native[dtype])
+
+    def random_uniform(self, shape, dtype, low=0.0, high=1.0):
+        return self._generator().random(shape, dtype=self._native[dtype]) * (high - low) + low

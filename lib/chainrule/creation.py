@@ -29,7 +29,8 @@ def _float_dtype(dtype):
 def tensor(data, dtype=None, device=None, requires_grad=False):
     """A new leaf tensor holding a copy of ``data`` (numbers, nested lists, arrays, tensors)."""
     if isinstance(data, Tensor):
-        data = data.detach()._backend.to_numpy(data._array)
+        device = data._backend.device if device is None else device
+        data = data._backend.to_numpy(data._array)
     backend = backend_for(device)
     array, _ = backend.from_data(data, None if dtype is None else dtypes.resolve(dtype))
     return _finish(array, backend, requires_grad)

@@ -29,8 +29,26 @@ class device:
         return hash(self._name)
 
 
+_default = None
+
+
+def set_default_device(name):
+    """Where factories (``tensor``, ``zeros``, ``randn``, layers...) put tensors when no ``device=``
+    is given, as ``torch.set_default_device``. ``None`` restores the CPU."""
+    global _default
+    _default = None if name is None else str(device(name))
+    if _default is not None:
+        backend_for(_default)  # fail now, clearly, if that device cannot be used
+
+
+def get_default_device():
+    return device(_default or "cpu")
+
+
 def backend_for(name=None):
-    """The backend that holds arrays on device ``name`` (default: the CPU)."""
+    """The backend that holds arrays on device ``name`` (default: the default device)."""
+    if name is None:
+        name = _default
     if name is None or name == "cpu":
         return backends.cpu()
     name = str(name)
