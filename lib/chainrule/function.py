@@ -95,8 +95,10 @@ class Function(engine.Node):
         return self.backward(grad)
 
     def release(self):
-        self.inputs = self.output = None
-        if self.saved:  # a node that saved nothing can run again, as in PyTorch
+        # Tensors go; constants (the 0.1 of x * 0.1) stay, being part of the rule itself.
+        self.inputs = tuple(None if isinstance(a, Tensor) else a for a in self.inputs)
+        self.output = None
+        if self.saved:  # a node that saved no tensor can run again, as in PyTorch
             self.saved = None
 
     def lead(self, grad):

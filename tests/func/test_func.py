@@ -304,3 +304,11 @@ def test_per_loss_grads_match_both_pytorch_recipes():
         mean_abs = np.mean(np.concatenate([np.abs(g.numpy()).ravel() for g in recipe1[i]]))
         assert weights[i] == pytest.approx(peak / mean_abs, rel=1e-12)
     assert weights[2] == 1.0
+
+
+def test_second_pass_through_a_constant_product_reports_the_freed_graph():
+    w = chainrule.tensor([1.0, 2.0], requires_grad=True)
+    loss = (w ** 2).sum() * 0.1
+    chainrule.autograd.grad(loss, [w])
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        chainrule.autograd.grad(loss, [w])
