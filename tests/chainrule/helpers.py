@@ -21,7 +21,10 @@ def to_numpy(x):
     if isinstance(x, torch.Tensor):
         return x.detach().cpu().numpy()
     if isinstance(x, chainrule.Tensor):
-        return np.asarray(x.detach().numpy())
+        x = x.detach()
+        if hasattr(x, "cpu"):  # the suite may run with CUDA as the default device
+            x = x.cpu()
+        return np.asarray(x.numpy())
     return np.asarray(x)
 
 
