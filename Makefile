@@ -14,12 +14,16 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet -r requirements.txt -e .
 	touch $@
 
+# JupyterLab on this machine only, showing the student release with the students' settings.
 start: $(VENV)/.installed
-	$(PY) -m chainrule.demo
+	JUPYTER_CONFIG_PATH="$(CURDIR)/course/.jupyter" $(VENV)/bin/jupyter lab \
+		--ServerApp.ip=127.0.0.1 --ServerApp.root_dir=course $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
+# Every test; the library's suites run a second time with the CPU on array_api_strict.
+# CHAINRULE_INSTALL_BROWSER lets the browser tests install Debian's chromium when missing (as root).
 test: $(VENV)/.installed
-	$(PY) -m pytest -q -p no:cacheprovider
-	CHAINRULE_CPU_NAMESPACE=array_api_strict $(PY) -m pytest -q -p no:cacheprovider -m "not browser" tests/chainrule
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" CHAINRULE_INSTALL_BROWSER=1 $(PY) -m pytest -q -p no:cacheprovider
+	CHAINRULE_CPU_NAMESPACE=array_api_strict $(PY) -m pytest -q -p no:cacheprovider tests/chainrule tests/func tests/device
 
 benchmark: $(VENV)/.installed
 	$(PY) benchmarks/benchmark.py
