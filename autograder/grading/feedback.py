@@ -1,0 +1,102 @@
+"""Feedback HTML that teaches without giving the hidden tests away.
+
+nbgrader's ``generate_feedback`` renders the autograded notebook, hidden tests
+included (its issue #917).  Here every test cell shows the *released* source (the
+visible tests the student already had) and keeps its output: which check failed,
+expected and got, and the diagnosis.  Before a file is written it is searched for
+every line of every hidden test; one hit and nothing is written.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+
+import nbformat
+from nbconvert import HTMLExporter
+
+from .assignment import hidden_lines, nbmeta
+from .pipeline import load_specs
+from .workspace import Workspace
+
+
+class LeakError(RuntimeError):
+    pass
+
+
+def _summary(result: dict, nbname: str) -> str:
+    nbres = result["notebooks"][nbname]
+    rows = ["| exercise | score | result |", "|---|---|---|"]
+    for gid, c in nbres["cells"].items():
+        status = {"pass": "passed", "fail": "failed (see the message under the test)",
+                  "timeout": "stopped: took too long"}.get(c["status"], c["status"])
+        rows.append(f"| `{gid}` | {c['score']:g} / {c['max']:g} | {status} |")
+    score = sum(c["score"] for c in nbres["cells"].values())
+    total = sum(c["max"] for c in nbres["cells"].values())
+    notes = [f"- {html.escape(msg)}" for sev, msg in nbres["flags"]
+             if not msg.startswith("grader error") and "Traceback" not in msg]
+    text = [f"# Feedback: {result['assignment']} / {nbname}", "",
+            f"**Score: {score:g} / {total:g}** (student `{result['student']}`)", "", *rows, ""]
+    if notes:
+        text += ["**Notes from the grader**", "", *notes, ""]
+    text += ["Each test cell below shows the checks you could run yourself; the grader also ran "
+             "hidden checks on other inputs. A failed check says what was expected, what your "
+             "code gave, and when it recognises a common mistake, a diagnosis."]
+    return "\n".join(text)
+
+
+def feedback_notebook(ws: Workspace, student: str, assignment: str, nbname: str, specs=None) -> nbformat.NotebookNode | None:
+    specs = specs or load_specs(ws)
+    folder = ws.path("autograded", student, assignment)
+    with open(os.path.join(folder, "grading.json")) as fh:
+        result = json.load(fh)
+    spec_nb = next(n for n in specs[assignment].notebooks if n.name == nbname)
+    by_id = {c.grade_id: c for c in spec_nb.cells if c.grade_id}
+    path = os.path.join(folder, nbname)
+    nb = nbformat.read(path, as_version=4) if os.path.exists(path) else nbformat.v4.new_notebook()
+    out = nbformat.v4.new_notebook()
+    out.cells.append(nbformat.v4.new_markdown_cell(_summary(result, nbname)))
+    for cell in nb.cells:
+        gid = nbmeta(cell).get("grade_id")
+        if gid in by_id and by_id[gid].kind == "test":
+            cell.source = by_id[gid].release_source
+        cell.metadata = nbformat.NotebookNode({})
+        out.cells.append(cell)
+    return out
+
+
+def render(nb: nbformat.NotebookNode, secrets: list[str]) -> str:
+    exporter = HTMLExporter(template_name="classic")
+    body, _ = exporter.from_notebook_node(nb)
+    for line in secrets:
+        if line in body or html.escape(line) in body or html.escape(line, quote=False) in body:
+            raise LeakError(f"hidden test text would leak into feedback: {line[:60]!r}")
+    return body
+
+
+def generate(ws: Workspace, assignment: str | None = None, student: str | None = None,
+             withheld: list | None = None) -> list[str]:
+    """Write feedback HTML; a file that would leak a hidden test is withheld (and listed)."""
+    specs = load_specs(ws)
+    written = []
+    withheld = withheld if withheld is not None else []
+    for s, a in ws.submissions(assignment, student):
+        folder = ws.path("autograded", s, a)
+        if not os.path.exists(os.path.join(folder, "grading.json")):
+            continue
+        for spec_nb in specs[a].notebooks:
+            secrets = [ln for c in spec_nb.tests.values() for ln in hidden_lines(c.source)]
+            nb = feedback_notebook(ws, s, a, spec_nb.name, specs)
+            try:
+                body = render(nb, secrets)
+            except LeakError as exc:
+                withheld.append((s, a, spec_nb.name, str(exc)))
+                continue
+            dst = ws.path("feedback", s, a)
+            os.makedirs(dst, exist_ok=True)
+            target = os.path.join(dst, spec_nb.name[:-6] + ".html")
+            with open(target, "w") as fh:
+                fh.write(body)
+            written.append(target)
+    return written

@@ -1,0 +1,391 @@
+"""The in-kernel guard: runs the graded tests where the student's code cannot reach them.
+
+Installed by :mod:`autograder.grading.kernel` *before* IPython starts and before any
+student code exists.  Everything it needs (the trusted test sources, hidden tests
+included, a secret key, the snapshot of every protected module) lives only in the
+closure of one audit hook.  Python offers no way to remove an audit hook or to list
+the installed ones, and the hook refuses the few doors that lead to a closure
+(``gc.get_referrers``/``get_objects``, ``ctypes``, frame introspection while a test
+runs), so the student's namespace cannot read or rewrite it.
+
+Protocol (the grader writes these cells; the student never sees their content):
+
+* ``sys.audit("autograder.begin")``: first cell, before student code; turns
+  enforcement on and remembers IPython's namespace.
+* ``sys.audit("autograder.test", grade_id)``: stands where a test cell stands.  The
+  hook (1) compares every protected module, class and builtin with the snapshot and
+  puts back whatever the student replaced (and reports it), (2) runs the trusted
+  test source in a fresh namespace built from the student's answers, with pristine
+  builtins and freshly imported helpers, (3) checks the protected state again,
+  (4) writes an HMAC-signed verdict line to a file descriptor opened before the
+  student existed.  Exceptions raised by the test (the diagnostic messages) reach
+  the cell's output, so the notebook still shows the student what went wrong.
+
+The grader trusts only signed verdict lines; a test with no verdict scores 0.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import hmac
+import json
+import os
+import sys
+
+# Modules whose attributes the tests rely on.  Submodules of these that are loaded
+# when the guard is installed are protected too.
+PROTECTED_PREFIXES = ("torch", "numpy", "chainrule", "coursework", "math", "builtins", "operator",
+                      "functools", "collections", "json", "re")
+EAGER_IMPORTS = ("numpy", "numpy.testing", "numpy.linalg", "math", "torch", "torch.nn",
+                 "torch.nn.functional", "torch.autograd", "torch.func", "torch.testing", "torch.linalg",
+                 "chainrule", "coursework", "coursework.checks", "coursework.problems")
+# Deep torch/numpy internals are left out: they are not what a test calls directly,
+# and fingerprinting them all would cost time for every test.
+SKIP_SUBSTRINGS = ("._", "torch.testing._internal", "torch.ao", "torch.distributed", "torch.onnx",
+                   "torch.fx", "torch.export", "torch.utils", "torch.cuda", "torch.backends", "torch.xpu",
+                   "torch.mps", "torch.mtia", "torch.package", "torch.profiler", "torch.jit",
+                   "numpy.f2py", "numpy.distutils", "numpy.typing", "numpy.ma")
+FRAME_EVENTS = ("sys._getframe", "sys._current_frames")
+ALWAYS_BLOCKED_AFTER_BEGIN = (
+    "gc.get_referrers", "gc.get_referents", "gc.get_objects", "sys.settrace", "sys.setprofile",
+    "sys.addaudithook", "sys._current_frames", "os.kill", "os.killpg", "signal.pthread_kill",
+    "os.system", "os.fork", "os.forkpty", "os.posix_spawn", "os.spawn", "os.exec", "subprocess.Popen",
+    "socket.connect", "socket.bind", "socket.sendto", "sys.remote_exec", "pty.spawn",
+    "winreg", "ctypes.", "cffi",
+)
+WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+
+def _is_protected_module(name: str) -> bool:
+    if not any(name == p or name.startswith(p + ".") for p in PROTECTED_PREFIXES):
+        return False
+    if name.startswith(("chainrule", "coursework")):
+        return True
+    return not any(s in name for s in SKIP_SUBSTRINGS)
+
+
+def install(spec: dict, report_fd: int) -> None:
+    """Import the protected modules, snapshot them and install the audit hook."""
+    import importlib
+
+    for name in EAGER_IMPORTS:
+        try:
+            importlib.import_module(name)
+        except Exception:  # a module the course does not have (yet) is simply not protected
+            pass
+    for name in spec.get("extra_imports", ()):
+        try:
+            importlib.import_module(name)
+        except Exception:
+            pass
+
+    key = bytes.fromhex(spec["key"])
+    tests: dict[str, str] = dict(spec["tests"])
+    preludes: dict[str, str] = dict(spec.get("preludes", {}))
+    sandbox = os.path.realpath(spec["sandbox"])
+    read_roots = tuple(os.path.realpath(p) for p in spec["read_roots"])
+    _getattr, _id, _isinstance, _type, _len = getattr, id, isinstance, type, len
+    _realpath, _dumps, _write, _compile, _exec = os.path.realpath, json.dumps, os.write, compile, exec
+    _hmac_new, _sha256, _fspath = hmac.new, hashlib.sha256, os.fspath
+    _getframe = sys._getframe
+    module_type = type(sys)
+    function_type = type(install)
+
+    # ---------------------------------------------------------------- snapshot
+    def snapshot():
+        mods = {}
+        for name, mod in list(sys.modules.items()):
+            if _isinstance(mod, module_type) and _is_protected_module(name) and name != "builtins":
+                mods[name] = (mod, dict(mod.__dict__))
+        classes = {}
+        for name, (mod, d) in mods.items():
+            if not name.startswith(("chainrule", "coursework")):
+                continue
+            for attr, value in d.items():
+                if _isinstance(value, type) and getattr(value, "__module__", "").startswith(name.split(".")[0]):
+                    classes[f"{value.__module__}.{value.__qualname__}"] = (value, dict(value.__dict__))
+        for cls in _extra_classes():
+            classes[f"{cls.__module__}.{cls.__qualname__}"] = (cls, dict(cls.__dict__))
+        return mods, classes
+
+    def _extra_classes():
+        out = []
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            for path in ("Tensor", "nn.Module", "nn.Linear", "nn.Parameter", "autograd.Function"):
+                obj = torch
+                for part in path.split("."):
+                    obj = _getattr(obj, part, None)
+                if _isinstance(obj, type):
+                    out.append(obj)
+        return out
+
+    # The snapshot is taken at "autograder.begin": IPython is up (it installs its own
+    # builtins), and no student code has run yet.
+    mods: dict = {}
+    classes: dict = {}
+    pristine_builtins: dict = {}
+    protected_ids: set = set()
+    meta_path: list = []
+    path_hooks: list = []
+    gc_module = sys.modules.get("gc")
+    gc_callbacks: list = []
+
+    def take_snapshot():
+        m, c = snapshot()
+        mods.update(m)
+        classes.update(c)
+        pristine_builtins.update(builtins.__dict__)
+        for _name, (_mod, d) in mods.items():
+            protected_ids.add(_id(_mod))
+            for v in d.values():
+                if _isinstance(v, (function_type, type)):
+                    protected_ids.add(_id(v))
+        for _cls, d in classes.values():
+            for v in d.values():
+                if _isinstance(v, function_type):
+                    protected_ids.add(_id(v))
+        meta_path[:] = list(sys.meta_path)
+        path_hooks[:] = list(sys.path_hooks)
+        if gc_module is not None:
+            gc_callbacks[:] = list(gc_module.callbacks)
+    lib_roots = tuple(_realpath(os.path.dirname(_getattr(sys.modules[m], "__file__", "") or "."))
+                      for m in ("coursework", "chainrule") if m in sys.modules)
+
+    state = {"begun": False, "in_test": 0, "seq": 0, "ran": set(), "user_ns": None,
+             "cell_dir": None, "reentrant": False}
+
+    def torch_state():
+        torch = sys.modules.get("torch")
+        if torch is None:
+            return None
+        return (torch.is_grad_enabled(), torch.get_default_dtype())
+
+    pristine_torch_state = torch_state()
+    state["shell"] = None
+
+    # ---------------------------------------------------------------- restore
+    def check_and_restore() -> list[str]:
+        """Compare with the snapshot; put back what changed; say what was changed."""
+        changes = []
+        for name, (mod, d) in mods.items():
+            live = mod.__dict__
+            if sys.modules.get(name) is not mod:
+                changes.append(f"sys.modules[{name!r}] replaced")
+                sys.modules[name] = mod
+            if _type(mod) is not module_type and name in ("torch", "numpy"):
+                pass
+            for attr, value in d.items():
+                cur = live.get(attr, live)  # live itself as a sentinel for "missing"
+                if cur is not value:
+                    if attr in ("__warningregistry__", "__loader__", "__spec__", "__file__", "__cached__"):
+                        continue
+                    if cur is live:
+                        changes.append(f"{name}.{attr} deleted")
+                    else:
+                        changes.append(f"{name}.{attr} replaced")
+                    live[attr] = value
+        for qual, (cls, d) in classes.items():
+            live = cls.__dict__
+            for attr, value in d.items():
+                if live.get(attr, live) is not value and attr not in ("__weakref__", "__dict__", "__doc__"):
+                    changes.append(f"{qual}.{attr} replaced")
+                    try:
+                        type.__setattr__(cls, attr, value)
+                    except Exception:
+                        pass
+            for attr in [a for a in live if a not in d]:
+                if attr in ("__abstractmethods__", "_abc_impl", "__parameters__"):
+                    continue
+                changes.append(f"{qual}.{attr} added")
+                try:
+                    type.__delattr__(cls, attr)
+                except Exception:
+                    pass
+        live_b = builtins.__dict__
+        for attr, value in pristine_builtins.items():
+            if live_b.get(attr, live_b) is not value and attr not in ("_", "__", "___", "input", "raw_input", "getpass"):
+                changes.append(f"builtins.{attr} replaced")
+                live_b[attr] = value
+        if list(sys.meta_path) != meta_path:
+            changes.append("sys.meta_path changed")
+            sys.meta_path[:] = meta_path
+        if list(sys.path_hooks) != path_hooks:
+            changes.append("sys.path_hooks changed")
+            sys.path_hooks[:] = path_hooks
+        if gc_module is not None and list(gc_module.callbacks) != gc_callbacks:
+            changes.append("gc.callbacks changed")
+            gc_module.callbacks[:] = gc_callbacks
+        if sys.gettrace() is not None or sys.getprofile() is not None:
+            changes.append("trace/profile function installed")
+        ts = torch_state()
+        if ts != pristine_torch_state and pristine_torch_state is not None:
+            changes.append(f"torch global state changed {ts} (reset)")
+            torch = sys.modules["torch"]
+            torch.set_grad_enabled(pristine_torch_state[0])
+            torch.set_default_dtype(pristine_torch_state[1])
+        shell = state.get("shell")
+        if shell is not None:
+            for attr in ("input_transformers_cleanup", "input_transformers_post", "ast_transformers"):
+                if list(_getattr(shell, attr, [])) != state["ipy"][attr]:
+                    changes.append(f"IPython {attr} changed")
+        return changes
+
+    # ---------------------------------------------------------------- report
+    def report(record: dict) -> None:
+        state["seq"] += 1
+        record["seq"] = state["seq"]
+        body = _dumps(record, sort_keys=True, default=str)
+        mac = _hmac_new(key, body.encode(), _sha256).hexdigest()
+        line = (_dumps({"body": body, "mac": mac}) + "\n").encode()
+        try:
+            while line:
+                n = _write(report_fd, line)
+                line = line[n:]
+        except OSError:
+            pass
+
+    # ---------------------------------------------------------------- run one test
+    def run_test(grade_id: str) -> None:
+        if not state["begun"] or grade_id not in tests:
+            report({"grade_id": grade_id, "status": "refused", "reason": "unknown test or guard not started"})
+            raise RuntimeError(f"autograder: refused to run test {grade_id!r}")
+        if grade_id in state["ran"]:
+            report({"grade_id": grade_id, "status": "repeat"})
+            return
+        state["ran"].add(grade_id)
+        before = check_and_restore()
+        user_ns = state["user_ns"] or {}
+        ns = {k: v for k, v in list(user_ns.items())
+              if not k.startswith("_") and k not in pristine_builtins}
+        ns["__builtins__"] = dict(pristine_builtins)
+        ns["__name__"] = "__main__"
+        record = {"grade_id": grade_id, "tampered_before": before}
+        error = None
+        state["in_test"] += 1
+        try:
+            prelude = preludes.get(grade_id, "")
+            if prelude:
+                _exec(_compile(prelude, f"<autograder-prelude {grade_id}>", "exec"), ns)
+            _exec(_compile(tests[grade_id], f"<autograder-test {grade_id}>", "exec"), ns)
+            record["status"] = "pass"
+        except BaseException as exc:  # noqa: BLE001 - every failure is a verdict
+            error = exc
+            record["status"] = "timeout" if _isinstance(exc, KeyboardInterrupt) else "fail"
+            try:
+                record["error"] = f"{_type(exc).__name__}: {exc}"[:4000]
+            except BaseException:
+                record["error"] = _type(exc).__name__
+        finally:
+            state["in_test"] -= 1
+        after = check_and_restore()
+        record["tampered_during"] = after
+        if after and record["status"] == "pass":
+            record["status"] = "tampered"
+        report(record)
+        if error is not None:
+            raise error
+        if after:
+            raise RuntimeError("autograder: the code under test changed protected modules: "
+                               + "; ".join(after[:5]))
+
+    # ---------------------------------------------------------------- the hook
+    def student_frame_on_top() -> bool:
+        """Whether code written by the student runs above the test currently executing."""
+        frame = _getframe(2)
+        cell_dir = state["cell_dir"]
+        while frame is not None:
+            fn = frame.f_code.co_filename
+            if fn.startswith("<autograder-test") or fn.startswith("<autograder-prelude"):
+                return False
+            if fn == "<string>" or (cell_dir and fn.startswith(cell_dir)) or fn.startswith(sandbox) \
+                    or fn.startswith("<ipython-input"):
+                return True
+            frame = frame.f_back
+        return False
+
+    def path_allowed(path, write: bool) -> bool:
+        if _isinstance(path, int):
+            return True
+        try:
+            p = _realpath(_fspath(path))
+        except Exception:
+            return False
+        if p == sandbox or p.startswith(sandbox + os.sep):
+            return True
+        if write:
+            return p in ("/dev/null",)
+        return any(p == r or p.startswith(r + os.sep) for r in read_roots)
+
+    def hook(event, args):
+        if state["reentrant"]:
+            return
+        if event == "autograder.test":
+            state["reentrant"] = True
+            try:
+                grade_id = str(args[0])
+            finally:
+                state["reentrant"] = False
+            run_test(grade_id)
+            return
+        if event == "autograder.begin":
+            if state["begun"]:
+                return
+            state["reentrant"] = True
+            try:
+                take_snapshot()
+            finally:
+                state["reentrant"] = False
+            state["begun"] = True
+            caller = _getframe(1)
+            while caller is not None and caller.f_code.co_filename.startswith(os.path.dirname(__file__)):
+                caller = caller.f_back
+            if caller is not None:
+                state["cell_dir"] = os.path.dirname(caller.f_code.co_filename) or None
+            try:
+                from IPython import get_ipython
+                shell = get_ipython()
+            except Exception:
+                shell = None
+            if shell is not None:
+                state["shell"] = shell
+                state["user_ns"] = shell.user_ns
+                state["ipy"] = {a: list(_getattr(shell, a, [])) for a in
+                                ("input_transformers_cleanup", "input_transformers_post", "ast_transformers")}
+            return
+        if not state["begun"]:
+            return
+        if event.startswith(ALWAYS_BLOCKED_AFTER_BEGIN):
+            raise PermissionError(f"autograder sandbox: {event} is not allowed while grading")
+        if event == "object.__setattr__" or event == "object.__delattr__":
+            obj, name = args[0], args[1]
+            if _id(obj) in protected_ids:
+                raise PermissionError(f"autograder sandbox: cannot change {name} of a protected object")
+            return
+        if event == "open":
+            path, mode, flags = (list(args) + [None, None, None])[:3]
+            write = False
+            if _isinstance(mode, str) and any(c in mode for c in "wax+"):
+                write = True
+            if _isinstance(flags, int) and flags & WRITE_FLAGS:
+                write = True
+            if not path_allowed(path, write):
+                raise PermissionError(f"autograder sandbox: access to {path!r} is not allowed")
+            return
+        if event in ("os.listdir", "os.scandir"):
+            if args and args[0] is not None and not path_allowed(args[0], False):
+                raise PermissionError(f"autograder sandbox: listing {args[0]!r} is not allowed")
+            return
+        if state["in_test"] and (event in FRAME_EVENTS or (
+                event == "object.__getattr__" and args[1] in ("tb_frame", "gi_frame", "cr_frame", "ag_frame"))):
+            state["reentrant"] = True
+            try:
+                blocked = student_frame_on_top()
+            finally:
+                state["reentrant"] = False
+            if blocked:
+                raise PermissionError("autograder sandbox: frame introspection is not allowed during a test")
+
+    sys.addaudithook(hook)
+    del hook

@@ -1,0 +1,232 @@
+"""Autograde a class: one job per (student, assignment), run in parallel, recorded by one writer.
+
+nbgrader's own ``autograde`` grades one submission after the other and writes the
+gradebook from inside each run (its issue #174).  Here the slow part — running the
+notebook — happens in worker processes, each in its own sandbox, and only the parent
+process writes the gradebook, one submission at a time, in one transaction each.
+That keeps SQLite and PostgreSQL consistent whatever the number of workers, and a
+crashed worker costs one job (recorded as such, with a flag), never the class.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import datetime as dt
+import json
+import multiprocessing
+import os
+import shutil
+import time
+import traceback
+from dataclasses import asdict
+
+import nbformat
+
+from .assignment import AssignmentSpec, load_assignment
+from .execute import Limits, execute
+from .preflight import prepare
+from .workspace import Workspace
+
+
+def load_specs(ws: Workspace) -> dict[str, AssignmentSpec]:
+    return {a: load_assignment(ws.path("source", a), ws.path("release", a), a) for a in ws.assignments()}
+
+
+def _score(spec_nb, prep, execution) -> tuple[dict, list]:
+    cells, flags = {}, []
+    verdicts = execution.verdicts if execution else {}
+    events = execution.events if execution else []
+    for gid, tc in spec_nb.tests.items():
+        v = verdicts.get(gid)
+        rec = {"max": tc.points, "score": 0.0, "status": "not run", "error": None}
+        if v is None:
+            if prep.notebook is not None:
+                rec["status"] = "no verdict"
+        else:
+            rec["status"] = v.get("status")
+            rec["error"] = v.get("error")
+            if v.get("status") == "pass":
+                rec["score"] = tc.points
+            if v.get("status") == "timeout":
+                flags.append(("info", f"{gid}: the test was interrupted after the cell time limit"))
+            if v.get("tampered_before"):
+                flags.append(("review", f"{gid}: protected state changed before the test, restored: "
+                                        + "; ".join(v["tampered_before"][:6])))
+            if v.get("tampered_during"):
+                flags.append(("review", f"{gid}: protected state changed while the test ran (scored 0): "
+                                        + "; ".join(v["tampered_during"][:6])))
+        cells[gid] = rec
+    missing = [g for g, r in cells.items() if r["status"] == "no verdict"]
+    if missing:
+        why = "; ".join(events) or "the test cell did not reach the grader (cell rewritten or never executed)"
+        flags.append(("review", f"no verdict for {missing}: {why}"))
+    for e in events:
+        if "output flood" in e:
+            flags.append(("info", e))
+        elif "forged" in e or "replayed" in e:
+            flags.append(("review", f"{e} (someone wrote to the grader's verdict channel)"))
+    return cells, flags
+
+
+def _autograded_notebook(spec_nb, prep, execution) -> nbformat.NotebookNode:
+    """The instructor's view: trusted test sources (hidden tests included) with the outputs."""
+    nb = execution.notebook if execution else prep.notebook
+    out = nbformat.v4.new_notebook()
+    out.metadata = nbformat.NotebookNode({"kernelspec": {"name": spec_nb.kernelspec.get("name", "python3"),
+                                                         "display_name": "Python 3 (ipykernel)",
+                                                         "language": "python"}})
+    by_id = {c.grade_id: c for c in spec_nb.cells if c.grade_id}
+    for cell in nb.cells[1:]:
+        ag = cell.metadata.get("autograder", {})
+        gid = ag.get("grade_id") or ag.get("solution_id")
+        new = nbformat.NotebookNode(dict(cell))
+        new.metadata = nbformat.NotebookNode({})
+        if gid in by_id:
+            tc = by_id[gid]
+            new.metadata["nbgrader"] = {"grade": tc.kind in ("test", "task") or bool(tc.points and tc.kind == "solution"),
+                                        "solution": tc.kind == "solution", "locked": tc.kind == "test",
+                                        "grade_id": gid, "points": tc.points, "schema_version": 3}
+            if tc.kind == "test":
+                new.source = tc.source
+            new.metadata["autograder"] = dict(ag)
+        out.cells.append(new)
+    return out
+
+
+def grade_one(job: dict) -> dict:
+    """Worker: preflight, run, score one student's assignment.  Never raises."""
+    t0 = time.monotonic()
+    spec: AssignmentSpec = job["spec"]
+    result = {"student": job["student"], "assignment": spec.name, "notebooks": {}, "flags": [],
+              "max_score": spec.max_score()}
+    taken: set = set()
+    for spec_nb in spec.notebooks:
+        try:
+            prep = prepare(job["folder"], spec_nb, taken)
+            if prep.file_used:
+                taken.add(prep.file_used)
+            execution = None
+            if prep.notebook is not None:
+                execution = execute(prep.notebook, {g: c.source for g, c in spec_nb.tests.items()},
+                                    Limits(**job["limits"]), files=spec.files, preludes=spec_nb.preludes())
+            cells, flags = _score(spec_nb, prep, execution)
+            nbres = {"file_used": prep.file_used, "cells": cells,
+                     "flags": [list(f) for f in prep.flags + flags],
+                     "events": execution.events if execution else [],
+                     "kernel_log": execution.kernel_log if execution else "",
+                     "seconds": round(execution.seconds, 2) if execution else 0.0,
+                     "notebook": nbformat.writes(_autograded_notebook(spec_nb, prep, execution))
+                     if prep.notebook is not None else None}
+        except Exception as exc:  # noqa: BLE001 - recorded as a result, never lost
+            nbres = {"file_used": None, "notebook": None, "events": [], "seconds": 0.0,
+                     "cells": {g: {"max": c.points, "score": 0.0, "status": "grader error", "error": None}
+                               for g, c in spec_nb.tests.items()},
+                     "flags": [["review", f"grader error: {type(exc).__name__}: {exc}"],
+                               ["review", traceback.format_exc()[-1500:]]]}
+        result["notebooks"][spec_nb.name] = nbres
+    result["score"] = sum(c["score"] for nb in result["notebooks"].values() for c in nb["cells"].values())
+    result["flagged"] = any(f[0] == "review" for nb in result["notebooks"].values() for f in nb["flags"])
+    result["seconds"] = round(time.monotonic() - t0, 2)
+    return result
+
+
+def _crashed(job: dict, why: str) -> dict:
+    spec: AssignmentSpec = job["spec"]
+    return {"student": job["student"], "assignment": spec.name, "max_score": spec.max_score(), "score": 0.0,
+            "flagged": True, "seconds": 0.0,
+            "notebooks": {nb.name: {"file_used": None, "notebook": None, "events": [why], "seconds": 0.0,
+                                    "cells": {g: {"max": c.points, "score": 0.0, "status": "grader crashed",
+                                                  "error": None} for g, c in nb.tests.items()},
+                                    "flags": [["review", why]]} for nb in spec.notebooks}}
+
+
+# ---------------------------------------------------------------- the single writer
+def record(ws: Workspace, result: dict, gb=None) -> None:
+    """Write one result: gradebook (one transaction), autograded notebook, grading.json."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    student, assignment = result["student"], result["assignment"]
+    own = gb is None
+    gb = gb or Gradebook(ws.db_url)
+    try:
+        gb.update_or_create_student(student)
+        try:
+            gb.remove_submission(assignment, student)
+        except MissingEntry:
+            pass
+        gb.add_submission(assignment, student, timestamp=dt.datetime.now(dt.timezone.utc).isoformat())
+        for nbname, nbres in result["notebooks"].items():
+            stem = nbname[:-6] if nbname.endswith(".ipynb") else nbname
+            snb = gb.find_submission_notebook(stem, assignment, student)
+            snb.flagged = any(f[0] == "review" for f in nbres["flags"])
+            for gid, cell in nbres["cells"].items():
+                grade = gb.find_grade(gid, stem, assignment, student)
+                grade.auto_score = float(cell["score"])
+                grade.needs_manual_grade = False
+        gb.db.commit()
+    except Exception:
+        gb.db.rollback()
+        raise
+    finally:
+        if own:
+            gb.close()
+    folder = ws.path("autograded", student, assignment)
+    if os.path.isdir(folder):
+        shutil.rmtree(folder)
+    os.makedirs(folder)
+    slim = json.loads(json.dumps(result))
+    for nbname, nbres in slim["notebooks"].items():
+        text = nbres.pop("notebook", None)
+        if text:
+            with open(os.path.join(folder, nbname), "w") as fh:
+                fh.write(text)
+    with open(os.path.join(folder, "grading.json"), "w") as fh:
+        json.dump(slim, fh, indent=1, sort_keys=True)
+
+
+def autograde(ws: Workspace, assignment: str | None = None, student: str | None = None, workers: int = 1,
+              limits: Limits | None = None, progress=print) -> list[dict]:
+    limits = limits or Limits(**ws.settings.get("limits", {}))
+    specs = load_specs(ws)
+    jobs = [{"student": s, "folder": ws.path("submitted", s, a), "spec": specs[a], "limits": asdict(limits)}
+            for s, a in ws.submissions(assignment, student)]
+    if not jobs:
+        progress("nothing to grade")
+        return []
+    from nbgrader.api import Gradebook
+
+    results: list[dict] = []
+    t0 = time.monotonic()
+    with Gradebook(ws.db_url) as gb:
+        def done(res):
+            record(ws, res, gb)
+            results.append(res)
+            nb_flags = sum(1 for nb in res["notebooks"].values() for f in nb["flags"] if f[0] == "review")
+            progress(f"  {res['student']:>14} {res['assignment']:<28} {res['score']:5.1f}/{res['max_score']:<5.1f}"
+                     f" {res['seconds']:6.1f}s" + (f"  FLAGGED ({nb_flags})" if res["flagged"] else ""))
+
+        if workers <= 1:
+            for job in jobs:
+                done(grade_one(job))
+        else:
+            pending = list(jobs)
+            attempts: dict[int, int] = {}
+            while pending:
+                ctx = multiprocessing.get_context("spawn")
+                retry = []
+                with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+                    futs = {pool.submit(grade_one, job): job for job in pending}
+                    for fut in cf.as_completed(futs):
+                        job = futs[fut]
+                        try:
+                            done(fut.result())
+                        except Exception as exc:  # a worker process died: retry once, then record
+                            key = id(job)
+                            attempts[key] = attempts.get(key, 0) + 1
+                            if attempts[key] < 2:
+                                retry.append(job)
+                            else:
+                                done(_crashed(job, f"grader worker crashed twice: {type(exc).__name__}: {exc}"))
+                pending = retry
+    progress(f"graded {len(results)} submission(s) in {time.monotonic() - t0:.1f} s with {workers} worker(s)")
+    return results

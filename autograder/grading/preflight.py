@@ -1,0 +1,226 @@
+"""Before anything runs: find the notebook, parse it, and put the trusted test cells back.
+
+Everything here treats the submission as data.  The output is a notebook in which
+every test cell is a stub that asks the guard to run the *trusted* source; the
+student's own cells are kept (they are their answers), and whatever was odd about
+the file is written down as a flag for the instructor.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+
+import nbformat
+
+from .assignment import NotebookSpec, nbmeta, normalize, source_text
+from .execute import BEGIN_SOURCE, TEST_STUB
+
+MAX_NOTEBOOK_BYTES = 32 * 1024 * 1024
+
+# Patterns that have no business in an answer to these exercises.  They do not change
+# the score (the guard already restores what they change); they ask for a human look.
+SUSPICIOUS = [
+    (r"\b(torch|np|numpy|chainrule|checks|coursework|math|builtins|problems)\s*(\.\s*\w+)+\s*=(?!=)",
+     "assigns to an attribute of a library module"),
+    (r"\bsetattr\s*\(|\bdelattr\s*\(", "setattr/delattr"),
+    (r"__builtins__|\bimport\s+builtins|\bfrom\s+builtins\b", "touches builtins"),
+    (r"\bsys\s*\.\s*modules", "touches sys.modules"),
+    (r"\bget_ipython\s*\(|\binput_transformers|\bast_transformers|\bevents\.register", "hooks into IPython"),
+    (r"\b(settrace|setprofile|_getframe|currentframe|f_back|f_locals|f_globals|tb_frame|gi_frame)\b",
+     "inspects frames / tracing"),
+    (r"\bgc\s*\.\s*(get_referrers|get_referents|get_objects|callbacks)", "walks the garbage collector"),
+    (r"\bctypes\b|\bcffi\b", "ctypes/cffi"),
+    (r"\b(exec|eval|compile|__import__)\s*\(", "dynamic code (exec/eval/compile/__import__)"),
+    (r"\bimportlib\b", "importlib"),
+    (r"__(del|array|array_ufunc|array_function|torch_function|eq|class|code|globals|dict|subclasses)__",
+     "defines or touches special attributes"),
+    (r"\b(threading|_thread|multiprocessing|signal|subprocess|socket)\b", "threads/signals/processes/sockets"),
+    (r"\bos\s*\.\s*(_exit|kill|system|fork|exec\w*|spawn\w*)|\bsys\s*\.\s*exit", "exits or kills processes"),
+    (r"gradebook|\.\./|/submitted/|/autograded/|/source/", "reaches for grader files"),
+    (r"\bopen\s*\(", "opens files"),
+]
+
+
+@dataclass
+class Prepared:
+    notebook: nbformat.NotebookNode | None       # None: nothing can be run
+    file_used: str | None = None
+    flags: list = field(default_factory=list)       # (severity, message): severity review|info
+    order: list = field(default_factory=list)       # grade_ids of the test stubs, in run order
+    stub_cells: dict = field(default_factory=dict)  # grade_id -> index in notebook
+
+
+def _flag(prep: Prepared, severity: str, msg: str) -> None:
+    prep.flags.append((severity, msg))
+
+
+def find_file(folder: str, expected: str, spec: NotebookSpec, taken: set) -> tuple[str | None, list]:
+    """The submitted file for ``expected``; a renamed copy is accepted and flagged."""
+    flags = []
+    if not os.path.isdir(folder):
+        return None, [("review", f"missing notebook {expected}: no submission folder")]
+    path = os.path.join(folder, expected)
+    if os.path.isfile(path):
+        return path, flags
+    candidates = sorted(f for f in os.listdir(folder)
+                        if f.endswith(".ipynb") and f not in taken and os.path.isfile(os.path.join(folder, f))
+                        and not f.startswith("."))
+    if not candidates:
+        return None, [("review", f"missing notebook {expected}")]
+    ids = set(spec.tests) | {c.grade_id for c in spec.cells if c.grade_id}
+
+    def overlap(fname):
+        try:
+            with open(os.path.join(folder, fname), "rb") as fh:
+                raw = fh.read(MAX_NOTEBOOK_BYTES)
+            return sum(1 for gid in ids if gid and gid.encode() in raw)
+        except OSError:
+            return 0
+
+    best = max(candidates, key=lambda f: (overlap(f), -abs(len(f) - len(expected))))
+    flags.append(("info", f"wrong file name: graded {best!r} as {expected!r}"))
+    if len(candidates) > 1:
+        flags.append(("review", f"several candidate notebooks for {expected}: {candidates}"))
+    return os.path.join(folder, best), flags
+
+
+def parse(path: str) -> tuple[dict | None, str | None]:
+    try:
+        size = os.path.getsize(path)
+        if size > MAX_NOTEBOOK_BYTES:
+            return None, f"notebook too large ({size} bytes)"
+        with open(path, "rb") as fh:
+            data = json.loads(fh.read().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        return None, f"corrupt notebook JSON: {type(exc).__name__}: {str(exc)[:200]}"
+    if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
+        return None, "corrupt notebook: no list of cells"
+    return data, None
+
+
+def scan(source: str) -> list[str]:
+    found = []
+    try:
+        ast.parse(source)
+    except SyntaxError:
+        pass
+    for pattern, label in SUSPICIOUS:
+        if re.search(pattern, source):
+            found.append(label)
+    return found
+
+
+def prepare(folder: str, spec: NotebookSpec, taken: set) -> Prepared:
+    path, flags = find_file(folder, spec.name, spec, taken)
+    prep = Prepared(None, flags=list(flags))
+    if path is None:
+        return prep
+    prep.file_used = os.path.basename(path)
+    data, error = parse(path)
+    if error:
+        _flag(prep, "review", error)
+        return prep
+
+    meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+    ks = meta.get("kernelspec") if isinstance(meta.get("kernelspec"), dict) else {}
+    want = spec.kernelspec.get("name", "python3")
+    if ks.get("name") != want:
+        _flag(prep, "info", f"kernel {ks.get('name')!r} replaced by the grader's sandboxed {want!r}")
+
+    tests = spec.tests
+    known = {c.grade_id: c for c in spec.cells if c.grade_id}
+    test_by_release = {normalize(c.release_source): gid for gid, c in tests.items()}
+    out_cells: list = []
+    placed: dict[str, int] = {}
+    suspicious: dict[str, list] = {}
+
+    def add_stub(gid: str):
+        placed[gid] = len(out_cells)
+        cell = nbformat.v4.new_code_cell(TEST_STUB.format(grade_id=gid))
+        cell.metadata["autograder"] = {"grade_id": gid}
+        out_cells.append(cell)
+
+    for n, raw in enumerate(data["cells"]):
+        if not isinstance(raw, dict):
+            _flag(prep, "review", f"cell {n} is not a cell object (ignored)")
+            continue
+        ctype = raw.get("cell_type")
+        src = source_text(raw)
+        m = nbmeta(raw)
+        gid = m.get("grade_id") if isinstance(m.get("grade_id"), str) else None
+        if ctype != "code":
+            if ctype in ("markdown", "raw"):
+                out_cells.append(nbformat.v4.new_markdown_cell(src) if ctype == "markdown"
+                                 else nbformat.v4.new_raw_cell(src))
+            continue
+        if gid in tests or (not gid and normalize(src) in test_by_release):
+            real = gid if gid in tests else test_by_release[normalize(src)]
+            if gid is None:
+                _flag(prep, "review", f"test cell {real}: nbgrader metadata stripped (restored)")
+            if real in placed:
+                _flag(prep, "review", f"test cell {real}: duplicated (extra copy removed)")
+                continue
+            trusted = tests[real]
+            if gid and normalize(src) != normalize(trusted.release_source):
+                _flag(prep, "review", f"test cell {real}: edited (restored from the gradebook)")
+            if gid and m.get("points") is not None and float(m.get("points") or 0) != trusted.points:
+                _flag(prep, "review", f"test cell {real}: points changed to {m.get('points')} "
+                                      f"(restored to {trusted.points:g})")
+            add_stub(real)
+            continue
+        if gid and gid in known and known[gid].kind == "provided":
+            # a locked, provided cell: run the instructor's version
+            if normalize(src) != normalize(known[gid].release_source):
+                _flag(prep, "review", f"locked cell {gid}: edited (restored)")
+            out_cells.append(nbformat.v4.new_code_cell(known[gid].release_source))
+            continue
+        if gid and gid not in known:
+            _flag(prep, "info", f"cell with unknown grade_id {gid!r} run as ordinary code")
+        if not gid:
+            close = difflib.get_close_matches(normalize(src), list(test_by_release), n=1, cutoff=0.8)
+            if close:
+                _flag(prep, "review", f"an ordinary cell looks like an edited copy of test "
+                                      f"{test_by_release[close[0]]} (run as student code)")
+        for label in scan(src):
+            suspicious.setdefault(label, []).append(n)
+        cell = nbformat.v4.new_code_cell(src)
+        if gid:
+            cell.metadata["autograder"] = {"solution_id": gid}
+        out_cells.append(cell)
+
+    # Deleted test cells come back after the cell that preceded them in the source.
+    order_ids = [c.grade_id for c in spec.cells if c.grade_id]
+    for gid in [g for g in order_ids if g in tests and g not in placed]:
+        _flag(prep, "review", f"test cell {gid}: deleted (added back)")
+        pos = len(out_cells)
+        idx = order_ids.index(gid)
+        for prev in reversed(order_ids[:idx]):
+            hit = [i for i, c in enumerate(out_cells)
+                   if c.metadata.get("autograder", {}).get("grade_id") == prev
+                   or c.metadata.get("autograder", {}).get("solution_id") == prev]
+            if hit:
+                pos = hit[-1] + 1
+                break
+        stub = nbformat.v4.new_code_cell(TEST_STUB.format(grade_id=gid))
+        stub.metadata["autograder"] = {"grade_id": gid, "added_back": True}
+        out_cells.insert(pos, stub)
+
+    for label, cells in suspicious.items():
+        _flag(prep, "review", f"suspicious code ({label}) in cell(s) {cells[:5]}")
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": want, "display_name": "Python 3 (autograder sandbox)", "language": "python"}
+    begin = nbformat.v4.new_code_cell(BEGIN_SOURCE)
+    begin.metadata["autograder"] = {"begin": True}
+    nb.cells = [begin] + out_cells
+    prep.notebook = nb
+    prep.order = [c.metadata["autograder"]["grade_id"] for c in nb.cells
+                  if c.metadata.get("autograder", {}).get("grade_id")]
+    prep.stub_cells = {c.metadata["autograder"]["grade_id"]: i for i, c in enumerate(nb.cells)
+                       if c.metadata.get("autograder", {}).get("grade_id")}
+    return prep

@@ -1,0 +1,166 @@
+"""Grades as CSV, and the class report: scores per exercise and which diagnoses fired how often."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+from collections import Counter, defaultdict
+
+from .workspace import Workspace
+
+
+def _diagnoses() -> dict[str, str]:
+    try:
+        from coursework.checks import DIAGNOSES
+        return dict(DIAGNOSES)
+    except Exception:
+        return {}
+
+
+def classify(cell: dict, diagnoses: dict[str, str]) -> str | None:
+    """One label per failed exercise: the diagnosis key, or what else happened."""
+    status = cell.get("status")
+    if status == "pass":
+        return None
+    err = cell.get("error") or ""
+    m = re.search(r"Diagnosis:\s*(.+)", err)
+    if m:
+        text = m.group(1).strip()
+        for key, full in diagnoses.items():
+            if text[:60] and full.startswith(text[:60]):
+                return key
+        return "diagnosis: " + text[:60]
+    if status in ("timeout", "no verdict", "not run", "tampered", "grader error", "grader crashed"):
+        return status
+    if "NotImplementedError" in err or "not answered yet" in err:
+        return "not answered"
+    etype = err.split(":", 1)[0] if err else "failed"
+    if etype in ("CheckFailure", "AssertionError"):
+        what = err.split(":", 2)[1].strip() if err.count(":") >= 2 else ""
+        kind = "wrong shape" if "wrong shape" in err else "wrong values" if "wrong values" in err else "failed"
+        return f"{kind} (no known misconception)" if what else "assertion failed"
+    return f"error: {etype}"
+
+
+def load_results(ws: Workspace) -> list[dict]:
+    out = []
+    base = ws.path("autograded")
+    if not os.path.isdir(base):
+        return out
+    for s in sorted(os.listdir(base)):
+        for a in sorted(os.listdir(os.path.join(base, s))):
+            p = os.path.join(base, s, a, "grading.json")
+            if os.path.exists(p):
+                with open(p) as fh:
+                    out.append(json.load(fh))
+    return out
+
+
+def gradebook_scores(ws: Workspace) -> dict[tuple[str, str], tuple[float, float]]:
+    """(student, assignment) -> (score, max_score), read back from the gradebook itself."""
+    from nbgrader.api import Gradebook
+
+    scores = {}
+    with Gradebook(ws.db_url) as gb:
+        for assignment in gb.assignments:
+            for sub in gb.assignment_submissions(assignment.name):
+                scores[(sub.student.id, assignment.name)] = (float(sub.score), float(sub.max_score))
+    return scores
+
+
+def export_csv(ws: Workspace, out_dir: str | None = None) -> tuple[str, str]:
+    out_dir = out_dir or ws.path("reports")
+    os.makedirs(out_dir, exist_ok=True)
+    scores = gradebook_scores(ws)
+    results = {(r["student"], r["assignment"]): r for r in load_results(ws)}
+    diagnoses = _diagnoses()
+    grades = os.path.join(out_dir, "grades.csv")
+    with open(grades, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["student_id", "assignment", "score", "max_score", "flagged", "flags"])
+        for (s, a), (score, mx) in sorted(scores.items()):
+            r = results.get((s, a), {})
+            flags = [f[1] for nb in r.get("notebooks", {}).values() for f in nb["flags"] if f[0] == "review"]
+            w.writerow([s, a, f"{score:g}", f"{mx:g}", int(bool(r.get("flagged"))), " | ".join(flags)[:2000]])
+    exercises = os.path.join(out_dir, "exercises.csv")
+    with open(exercises, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["student_id", "assignment", "notebook", "exercise", "score", "max_score", "status", "diagnosis"])
+        for (s, a), r in sorted(results.items()):
+            for nbname, nb in r["notebooks"].items():
+                for gid, c in nb["cells"].items():
+                    w.writerow([s, a, nbname, gid, f"{c['score']:g}", f"{c['max']:g}", c["status"],
+                                classify(c, diagnoses) or ""])
+    return grades, exercises
+
+
+def class_report(ws: Workspace, out_dir: str | None = None) -> tuple[dict, str]:
+    out_dir = out_dir or ws.path("reports")
+    os.makedirs(out_dir, exist_ok=True)
+    diagnoses = _diagnoses()
+    per_ex: dict = defaultdict(lambda: {"n": 0, "score": 0.0, "max": 0.0, "full": 0, "labels": Counter()})
+    fired: Counter = Counter()
+    flagged = []
+    for r in load_results(ws):
+        if r.get("flagged"):
+            flagged.append(f"{r['student']}/{r['assignment']}")
+        for nb in r["notebooks"].values():
+            for gid, c in nb["cells"].items():
+                e = per_ex[(r["assignment"], gid)]
+                e["n"] += 1
+                e["score"] += c["score"]
+                e["max"] += c["max"]
+                e["full"] += int(c["score"] >= c["max"] > 0)
+                label = classify(c, diagnoses)
+                if label:
+                    e["labels"][label] += 1
+                    if label in diagnoses:
+                        fired[label] += 1
+    data = {"exercises": [], "diagnoses": dict(fired.most_common()), "flagged": flagged}
+    lines = ["# Class report", "", "## Score per exercise", "",
+             "| assignment | exercise | submissions | mean score | full marks | what went wrong (count) |",
+             "|---|---|---|---|---|---|"]
+    for (a, gid), e in sorted(per_ex.items()):
+        mean = e["score"] / e["n"] if e["n"] else 0.0
+        mx = e["max"] / e["n"] if e["n"] else 0.0
+        wrong = ", ".join(f"{k} ({v})" for k, v in e["labels"].most_common())
+        lines.append(f"| {a} | {gid} | {e['n']} | {mean:.2f} / {mx:g} | {e['full']}/{e['n']} | {wrong} |")
+        data["exercises"].append({"assignment": a, "exercise": gid, "n": e["n"], "mean": round(mean, 4),
+                                  "max": mx, "full_marks": e["full"], "labels": dict(e["labels"])})
+    lines += ["", "## How often each diagnosis fired (what the class misunderstood)", ""]
+    if fired:
+        lines += ["| diagnosis | times |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in fired.most_common()]
+    else:
+        lines.append("No known misconception was diagnosed.")
+    lines += ["", "## Flagged for review", ""] + ([f"- {f}" for f in flagged] or ["none"])
+    text = "\n".join(lines) + "\n"
+    with open(os.path.join(out_dir, "class_report.md"), "w") as fh:
+        fh.write(text)
+    with open(os.path.join(out_dir, "class_report.json"), "w") as fh:
+        json.dump(data, fh, indent=1, sort_keys=True)
+    return data, text
+
+
+def gradebook_table(ws: Workspace) -> str:
+    scores = gradebook_scores(ws)
+    results = {(r["student"], r["assignment"]): r for r in load_results(ws)}
+    students = sorted({s for s, _ in scores})
+    assignments = sorted({a for _, a in scores})
+    short = {a: a[:14] for a in assignments}
+    head = f"{'student':<22}" + "".join(f"{short[a]:>16}" for a in assignments) + f"{'total':>10}  flagged"
+    lines = [head, "-" * len(head)]
+    for s in students:
+        row, tot, mx, flag = f"{s:<22}", 0.0, 0.0, False
+        for a in assignments:
+            if (s, a) in scores:
+                sc, m = scores[(s, a)]
+                tot, mx = tot + sc, mx + m
+                row += f"{sc:>9g} / {m:<4g}".rjust(16)
+                flag = flag or bool(results.get((s, a), {}).get("flagged"))
+            else:
+                row += f"{'-':>16}"
+        lines.append(row + f"{tot:>10g}  {'yes' if flag else ''}")
+    return "\n".join(lines)
