@@ -4,7 +4,7 @@ from .grad_mode import set_grad_enabled
 from .tensor import Tensor
 
 NO_GRAD_FN = "element {} of tensors does not require grad and does not have a grad_fn"
-UNUSED = ("One of the differentiated Tensors appears to not have been used in the graph. "
+UNUSED = ("The differentiated Tensor at index {} appears to not have been used in the graph. "
           "Set allow_unused=True if this is the desired behavior.")
 
 
@@ -22,7 +22,7 @@ def _seeds(outputs, grad_outputs, is_grads_batched=False):
                            f"gradients for {len(outputs)} outputs")
     seeds = []
     for i, (output, seed) in enumerate(zip(outputs, grad_outputs)):
-        if not output.requires_grad:
+        if not output._requires_grad:
             raise RuntimeError(NO_GRAD_FN.format(i))
         if seed is None:
             if output.numel() != 1:
@@ -32,8 +32,8 @@ def _seeds(outputs, grad_outputs, is_grads_batched=False):
         elif not isinstance(seed, Tensor):
             from .creation import tensor
             seed = tensor(seed, dtype=output.dtype, device=output.device)
-        expected = tuple(output.shape)
-        got = tuple(seed.shape)[1:] if is_grads_batched else tuple(seed.shape)
+        expected = output._array.shape
+        got = seed._array.shape[1:] if is_grads_batched else seed._array.shape
         if got != expected:
             shown = list(seed.shape[1:]) if is_grads_batched else list(seed.shape)
             raise RuntimeError(
@@ -43,9 +43,9 @@ def _seeds(outputs, grad_outputs, is_grads_batched=False):
         if seed._backend is not output._backend:
             raise RuntimeError("Expected all tensors to be on the same device, but found at least "
                                f"two devices, {output._backend.device} and {seed._backend.device}!")
-        if seed.dtype is not output.dtype:
+        if seed._array.dtype != output._array.dtype:
             seed = seed.to(output.dtype)
-        seed = seed.detach() if seed.grad_fn is None else seed
+        seed = Tensor._make(seed._array, seed._backend) if seed.grad_fn is None else seed
         seed._owned = True  # a leaf's .grad must never be the caller's own tensor
         seeds.append(seed)
     return seeds
@@ -91,10 +91,10 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         captured = engine.backpropagate([t.grad_fn or t._edge()[0] for t in outputs], seeds,
                                         keep_graph=retain_graph, capture=set(targets))
     results = []
-    for tensor, target in zip(inputs, targets):
+    for index, target in enumerate(targets):
         g = captured.get(target)
         if g is None and not allow_unused:
-            raise RuntimeError(UNUSED)
+            raise RuntimeError(UNUSED.format(index))
         results.append(g)
     return tuple(results)
 

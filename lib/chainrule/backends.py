@@ -95,7 +95,7 @@ class NumpyBackend(Backend):
             array = np.array(data)  # one conversion of Python data, then PyTorch's dtype rules
             if array.dtype.kind not in _INFERRED:
                 infer_dtype(array)  # raises the unsupported-data error
-            dtype = dtypes.resolve(_INFERRED[array.dtype.kind])
+            dtype = _INFERRED[array.dtype.kind]
             return array.astype(self._native[dtype], copy=False), dtype
         return super().from_data(data, dtype)
 
@@ -141,7 +141,7 @@ def _host_key(backend, key):
     return tuple(backend.to_numpy(k) if hasattr(k, "__dlpack__") else k for k in parts)
 
 
-_INFERRED = {"f": "float32", "i": "int64", "u": "int64", "b": "bool"}
+_INFERRED = {"f": dtypes.float32, "i": dtypes.int64, "u": dtypes.int64, "b": dtypes.bool}
 
 
 def infer_dtype(data):
@@ -155,7 +155,7 @@ def infer_dtype(data):
     if kind not in _INFERRED:
         raise TypeError(f"chainrule cannot make a tensor from {type(data).__name__} data of kind "
                         f"{np.asarray(data).dtype}; use numbers (float32, float64, int64 or bool)")
-    return dtypes.resolve(_INFERRED[kind])
+    return _INFERRED[kind]
 
 
 _cpu = None

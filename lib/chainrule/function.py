@@ -31,22 +31,32 @@ class Function(engine.Node):
         arrays = []
         for arg in args:
             if isinstance(arg, Tensor):
-                if backend is None:
+                if arg._backend is not backend:
+                    if backend is not None:
+                        raise RuntimeError(
+                            "Expected all tensors to be on the same device, but found at least two "
+                            f"devices, {backend.device} and {arg._backend.device}! Move them with "
+                            ".to(device) first.")
                     backend = arg._backend
-                elif arg._backend is not backend:
-                    raise RuntimeError(
-                        "Expected all tensors to be on the same device, but found at least two "
-                        f"devices, {backend.device} and {arg._backend.device}! Move them with "
-                        ".to(device) first.")
                 arrays.append(arg._array)
-                requires_grad = requires_grad or arg._requires_grad
+                if arg._requires_grad:
+                    requires_grad = True
             else:
                 arrays.append(arg)
         self.backend = backend
-        out = Tensor._make(backend.wrap(self.forward(backend.xp, *arrays)), backend)
+        try:
+            array = self.forward(backend.xp, *arrays)
+        except ValueError as error:
+            raise RuntimeError(self.explain(args, error)) from error
+        out = Tensor._make(backend.wrap(array), backend)
         if requires_grad and state.enabled:
             self.record(args, out)
         return out
+
+    def explain(self, args, error):
+        """What to tell the user when the array library rejected the inputs (their shapes)."""
+        shapes = [list(a.shape) for a in args if isinstance(a, Tensor)]
+        return f"{self.name().removesuffix('Backward0')}: inputs of shapes {shapes} rejected: {error}"
 
     def record(self, args, out):
         """Link the output to its inputs; keep what the backward pass will read."""

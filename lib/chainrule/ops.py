@@ -41,20 +41,19 @@ def _each_needs_the_other(needs_input_grad):
 class Elementwise(Function):
     """Broadcasting ops. ``local_grads`` gives each input's gradient before the broadcast reduction."""
 
-    def __call__(self, *args):
-        try:
-            return super().__call__(*args)
-        except ValueError as error:
-            shapes = [tuple(a.shape) for a in args if isinstance(a, Tensor)]
-            raise RuntimeError(_broadcast_message(*shapes[-2:])) from error
+    def explain(self, args, error):
+        shapes = [tuple(a.shape) for a in args if isinstance(a, Tensor)]
+        return _broadcast_message(*shapes[-2:])
 
     def local_grads(self, grad):
         raise NotImplementedError
 
     def backward(self, grad):
         lead = self.lead(grad)
-        return tuple(None if g is None else self.reduce(g, i, lead)
-                     for i, g in enumerate(self.local_grads(grad)))
+        grads = []
+        for i, g in enumerate(self.local_grads(grad)):
+            grads.append(None if g is None else self.reduce(g, i, lead))
+        return grads
 
     def reduce(self, g, i, lead):
         g = sum_to(g, self.shapes[i], lead)
