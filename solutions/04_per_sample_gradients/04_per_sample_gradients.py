@@ -151,9 +151,9 @@ print({k: tuple(v.shape) for k, v in ref.items()}, f"{(time.perf_counter() - t0)
 # %%
 N = len(features)
 G1_ref, G2_ref = ref["0.weight"].reshape(N, 5), ref["2.weight"].reshape(N, 5)
-for G1, G2 in (loop_c, outer, (psg["0.weight"].reshape(N, 5), psg["2.weight"].reshape(N, 5))):
-    assert_close(G1, G1_ref)
-    assert_close(G2, G2_ref)
+for g1, g2 in (loop_c, outer, (psg["0.weight"].reshape(N, 5), psg["2.weight"].reshape(N, 5))):
+    assert_close(g1, G1_ref)
+    assert_close(g2, G2_ref)
 print("loop, outer product, per_sample_grad and vmap agree; first rows of G1:\n", G1_ref[:3].numpy())
 # ... and their column sums are exactly the .grad of the batch backward of section 2:
 assert_close(G1_ref.sum(0), model_t[0].weight.grad.reshape(-1))
