@@ -192,14 +192,17 @@ def report(name, chainrule_seconds, torch_seconds, target):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("sections", nargs="*", default=["core", "func"], choices=list(SECTIONS) + ["cuda"])
+    parser.add_argument("sections", nargs="*", metavar="section",
+                        help="core, func or cuda (default: core func)")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for both libraries' CPU math (default: as installed)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, numpy {np.__version__}, torch threads {torch.get_num_threads()}")
-    for name in args.sections:
+    for name in args.sections or ["core", "func"]:
+        if name not in SECTIONS and name != "cuda":
+            parser.error(f"unknown section {name!r}: choose from core, func, cuda")
         if name == "cuda":
             import benchmark_cuda
             benchmark_cuda.main()

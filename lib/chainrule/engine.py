@@ -92,7 +92,7 @@ def topological_sort(roots):
     return order
 
 
-def backpropagate(roots, grads, *, keep_graph=False, capture=None, rule=None):
+def backpropagate(roots, grads, *, keep_graph=False, capture=None, rule=None, order=None):
     """Send ``grads`` (one per root node) backwards through the graph.
 
     Without ``capture``, gradients end in the leaves' ``.grad`` (``Tensor.backward``). With
@@ -100,9 +100,9 @@ def backpropagate(roots, grads, *, keep_graph=False, capture=None, rule=None):
     returned in a dict instead and only the part of the graph leading to them runs; leaves are
     left alone (``autograd.grad``). ``rule(node, grad)`` replaces ``node.apply`` where a caller
     needs other gradients (per-sample gradients do). Unless ``keep_graph``, every node that ran
-    frees its saved values.
+    frees its saved values. ``order`` spares sorting again a graph the caller has sorted.
     """
-    order = topological_sort(roots)
+    order = topological_sort(roots) if order is None else order
     needed = leading_to(order, capture) if capture is not None else None
     pending = {}
     for root, grad in zip(roots, grads):

@@ -46,27 +46,28 @@ def per_sample_grad(model, inputs, targets=None, loss_fn=None, flat=False):
     reaches_params = engine.leading_to(order, set(param_nodes))
 
     def rule(node, grad):
-        slots = []
+        slots, unneeded = [], []
         for i, (child, _) in enumerate(node.next_functions):
             if child in param_nodes:
                 slots.append(i)
-            elif child in reaches_params and child not in batch_side:
+            elif child not in reaches_params:
+                unneeded.append(i)  # e.g. the inputs themselves: no parameter lies beyond
+            elif child not in batch_side:
                 raise NotImplementedError(
                     f"per_sample_grad: a parameter passes through {child.name()} before meeting "
                     "the batch; per-sample rules need the parameter itself as the input of the "
                     "op that combines it with the batch (as nn.Linear does)")
-        if not slots:
-            return node.apply(grad)
         per_sample_backward = getattr(node, "per_sample_backward", None)
-        if per_sample_backward is None or node not in batch_side:
+        if slots and (per_sample_backward is None or node not in batch_side):
             raise NotImplementedError(
                 f"per_sample_grad: a parameter is used by {node.name()}, which has no per-sample "
                 "rule. Use nn.Linear or elementwise ops between parameters and the batch, or a "
                 "loop of batch-size-1 backward passes.")
-        return _with_per_sample_slots(node, grad, slots, per_sample_backward)
+        return _backward_with(node, grad, slots, unneeded, per_sample_backward)
 
     with no_grad():
-        captured = engine.backpropagate([root.grad_fn], [seed], capture=set(param_nodes), rule=rule)
+        captured = engine.backpropagate([root.grad_fn], [seed], capture=set(param_nodes), rule=rule,
+                                        order=order)
     grads = {}
     for name, p in named:
         g = captured.get(p._edge()[0])
@@ -77,15 +78,19 @@ def per_sample_grad(model, inputs, targets=None, loss_fn=None, flat=False):
     return grads
 
 
-def _with_per_sample_slots(node, grad, slots, per_sample_backward):
-    """The node's ordinary backward for its batch inputs, the per-sample rule for its parameters."""
+def _backward_with(node, grad, per_sample_slots, unneeded_slots, per_sample_backward):
+    """The node's ordinary backward for its batch inputs, the per-sample rule for its parameters,
+    nothing for inputs that lead to no parameter."""
+    if not per_sample_slots and not unneeded_slots:
+        return node.apply(grad)
     needs = node.needs_input_grad
-    node.needs_input_grad = [need and i not in slots for i, need in enumerate(needs)]
+    node.needs_input_grad = [need and i not in per_sample_slots and i not in unneeded_slots
+                             for i, need in enumerate(needs)]
     try:
         grads = list(node.apply(grad))
     finally:
         node.needs_input_grad = needs
-    for i in slots:
+    for i in per_sample_slots:
         grads[i] = per_sample_backward(grad, i)
     return grads
 

@@ -565,27 +565,30 @@ class Linear(Function):
         x, weight = self.inputs[0], self.inputs[1]
         lead = self.lead(grad)
         batch = tuple(grad._array.shape[:lead])
-        out_features, in_features = weight.shape
-        rows = grad.reshape(batch + (-1, out_features))
+        out_features, in_features = weight._array.shape
+        rows = math.prod(self.out_shape[:-1])
+        grad_rows = _reshape(grad, batch + (rows, out_features))
         grad_x = grad @ weight if self.needs_input_grad[0] else None
-        grad_w = rows.mT @ x.reshape(-1, in_features) if self.needs_input_grad[1] else None
+        grad_w = None
+        if self.needs_input_grad[1]:
+            grad_w = grad_rows.mT @ _reshape(x, (rows, in_features))
         grad_b = None
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
-            grad_b = rows.sum(dim=-2)
+            grad_b = grad_rows.sum(dim=-2)
         return grad_x, grad_w, grad_b
 
     def per_sample_backward(self, grad, i):
         """Sample s's weight gradient is the outer product of its backprop signal and its input."""
         x, weight = self.inputs[0], self.inputs[1]
-        out_features, in_features = weight.shape
+        out_features, in_features = weight._array.shape
         batch = self.out_shape[0]
-        signal = grad.reshape(batch, -1, out_features)
+        rows = math.prod(self.out_shape[1:-1])  # rows per sample: 1, or a sequence's length
         if i == 2:
-            return signal.sum(dim=1)
-        rows = x.reshape(batch, -1, in_features)
-        if rows.shape[1] == 1:  # one row per sample: a plain outer product, (batch, out, 1) * (batch, 1, in)
-            return signal.reshape(batch, out_features, 1) * rows
-        return signal.mT @ rows  # several rows per sample (sequences): sum their outer products
+            return _reshape(grad, (batch, rows, out_features)).sum(dim=1) if rows != 1 else \
+                _reshape(grad, (batch, out_features))
+        if rows == 1:  # (batch, out, 1) * (batch, 1, in): one outer product per sample
+            return _reshape(grad, (batch, out_features, 1)) * _reshape(x, (batch, 1, in_features))
+        return _reshape(grad, (batch, rows, out_features)).mT @ _reshape(x, (batch, rows, in_features))
 
 
 def _no_per_sample_rule(node, why=""):
