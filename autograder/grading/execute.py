@@ -141,7 +141,8 @@ def read_roots() -> list[str]:
     """Folders the student's kernel may read: Python, its packages, the course libraries."""
     import coursework  # noqa: F401  - the course helpers live next to chainrule
 
-    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, "/usr", "/lib", "/lib64", "/etc",
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, "/usr", "/lib", "/lib64", "/etc/localtime",
+             "/etc/mime.types", "/usr/share/zoneinfo",
              "/proc/cpuinfo", "/proc/meminfo", "/proc/stat", "/sys/devices/system/cpu", "/sys/fs/cgroup",
              "/dev/urandom", "/dev/null", "/dev/shm"}
     for mod in ("coursework", "chainrule"):
