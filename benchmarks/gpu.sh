@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 export PYTHONPATH="$PWD/lib${PYTHONPATH:+:$PYTHONPATH}"
 "$PYTHON" -c "import chainrule, torch; assert chainrule.cuda.is_available(), chainrule.cuda._probe(); print('GPU:', torch.cuda.get_device_name())" || exit 1
-CHAINRULE_TEST_DEVICE=cuda "$PYTHON" -m pytest -q -p no:cacheprovider tests/device tests/func tests/chainrule
+"$PYTHON" -m pytest -q -p no:cacheprovider tests/device tests/func tests/chainrule
 status=$?
 "$PYTHON" benchmarks/benchmark.py cuda
 exit $status

@@ -118,3 +118,9 @@ def check_second_order(f, *arrays, rng=None, rtol=RTOL, atol=ATOL):
         results.append(first + second)
     for i, (c, t) in enumerate(zip(*results)):
         np.testing.assert_allclose(c, t, rtol=rtol, atol=atol, err_msg=f"{'first' if i < len(arrays) else 'second'}-order, input {i % len(arrays)}")
+
+
+def cpu_repr(tensor):
+    """A tensor's repr as it reads on the CPU: the suite also runs with CUDA as default device,
+    where chainrule (like PyTorch) adds ``device='cuda:0'``."""
+    return repr(tensor).replace(", device='cuda:0'", "")
