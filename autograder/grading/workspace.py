@@ -41,6 +41,14 @@ def safe_name(name: str) -> str:
     return cleaned
 
 
+def normalize_db_url(url: str) -> str:
+    """SQLAlchemy 2.1 reads ``postgresql://`` as psycopg 3; the course ships psycopg2."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix):]
+    return url
+
+
 @dataclass
 class Workspace:
     root: str
@@ -79,8 +87,9 @@ class Workspace:
 
     @property
     def db_url(self) -> str:
-        return os.environ.get("AUTOGRADER_DB_URL") or self.settings.get("db_url") \
+        url = os.environ.get("AUTOGRADER_DB_URL") or self.settings.get("db_url") \
             or "sqlite:///" + self.path("gradebook.db")
+        return normalize_db_url(url)
 
     def assignments(self) -> list[str]:
         src = self.path("source")
