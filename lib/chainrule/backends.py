@@ -126,7 +126,8 @@ class StrictBackend(Backend):
     def getitem(self, array, key):
         # The standard allows integer-array indices only beside other integers; mixed keys
         # (a[1:, [0, 2]]) are NumPy's extension, computed on the host here.
-        if not any(hasattr(k, "dtype") and k.dtype != self.xp.bool for k in key):
+        boolean = self._native[dtypes.bool]
+        if not any(hasattr(k, "dtype") and k.dtype != boolean for k in key):
             return array[key]
         return self.xp.asarray(np.asarray(self.to_numpy(array))[_host_key(self, key)])
 

@@ -488,7 +488,8 @@ class IndexAdd(Function):
 
     def forward(self, xp, values):
         target = xp.zeros(self.shape, dtype=values.dtype)
-        if any(hasattr(k, "dtype") and k.dtype != xp.bool for k in self.key):
+        boolean = self.backend.native_dtype(dtypes.bool)
+        if any(hasattr(k, "dtype") and k.dtype != boolean for k in self.key):
             return self.backend.index_add(target, self.key, values)
         target[self.key] = values  # basic indices and masks never repeat an element
         return target
