@@ -75,9 +75,11 @@ class Function(engine.Node):
         self.shapes = shapes
         self.dtypes = dtypes
         self.out_shape = out._array.shape
-        self.inputs = args
-        saved = [args[i] for i in self.inputs_to_save(self.needs_input_grad)
-                 if isinstance(args[i], Tensor)]
+        # Keep what the backward pass reads and nothing more: unsaved tensors may be freed.
+        to_save = self.inputs_to_save(self.needs_input_grad)
+        self.inputs = tuple(a if i in to_save or not isinstance(a, Tensor) else None
+                            for i, a in enumerate(args))
+        saved = [a for a in self.inputs if isinstance(a, Tensor)]
         if self.saves_output:
             self.output = out
             saved.append(out)

@@ -525,29 +525,31 @@ class Matmul(Function):
                                f"{tuple(b.shape)} cannot be broadcast together") from error
 
     def backward(self, grad):
-        a, b = self.inputs
+        a, b = self.inputs  # a is kept only when b needs a gradient, and b only when a does
         need_a, need_b = self.needs_input_grad
-        if a.ndim == 1 and b.ndim == 1:  # a dot product
+        shape_a, shape_b = self.shapes
+        if len(shape_a) == 1 and len(shape_b) == 1:  # a dot product
             g = grad.unsqueeze(-1)
             return (g * b if need_a else None, g * a if need_b else None)
         lead = self.lead(grad)
         batch = tuple(grad._array.shape[:lead])
-        a2 = a.unsqueeze(0) if a.ndim == 1 else a
-        b2 = b.unsqueeze(-1) if b.ndim == 1 else b
-        g = grad.unsqueeze(-2) if a.ndim == 1 else grad
-        g = g.unsqueeze(-1) if b.ndim == 1 else g
+        matrix_a = (1,) + tuple(shape_a) if len(shape_a) == 1 else tuple(shape_a)
+        matrix_b = tuple(shape_b) + (1,) if len(shape_b) == 1 else tuple(shape_b)
+        g = grad.unsqueeze(-2) if len(shape_a) == 1 else grad
+        g = g.unsqueeze(-1) if len(shape_b) == 1 else g
         grad_a = grad_b = None
         if need_a:
-            grad_a = _reshape(sum_to(g @ b2.mT, a2.shape, lead), batch + tuple(a.shape))
+            grad_a = _reshape(sum_to(g @ _reshape(b, matrix_b).mT, matrix_a, lead), batch + tuple(shape_a))
         if need_b:
-            grad_b = _reshape(sum_to(a2.mT @ g, b2.shape, lead), batch + tuple(b.shape))
+            grad_b = _reshape(sum_to(_reshape(a, matrix_a).mT @ g, matrix_b, lead), batch + tuple(shape_b))
         return grad_a, grad_b
 
     def per_sample_backward(self, grad, i):
-        a, b = self.inputs
-        if i != 1 or b.ndim != 2 or a.ndim < 2:
+        a = self.inputs[0]
+        shape_a, shape_b = self.shapes
+        if i != 1 or len(shape_b) != 2 or len(shape_a) < 2:
             raise _no_per_sample_rule(self, "a parameter must be the right operand of batch @ weight")
-        batch, n, m = a.shape[0], b.shape[0], b.shape[1]
+        batch, (n, m) = shape_a[0], shape_b
         return a.reshape(batch, -1, n).mT @ grad.reshape(batch, -1, m)
 
 
@@ -563,10 +565,10 @@ class Linear(Function):
         return out if bias is None else out + bias
 
     def backward(self, grad):
-        x, weight = self.inputs[0], self.inputs[1]
+        x, weight = self.inputs[0], self.inputs[1]  # each kept only if the other needs a gradient
         lead = self.lead(grad)
         batch = tuple(grad._array.shape[:lead])
-        out_features, in_features = weight._array.shape
+        out_features, in_features = self.shapes[1]
         rows = math.prod(self.out_shape[:-1])
         grad_rows = _reshape(grad, batch + (rows, out_features))
         grad_x = grad @ weight if self.needs_input_grad[0] else None
@@ -580,8 +582,8 @@ class Linear(Function):
 
     def per_sample_backward(self, grad, i):
         """Sample s's weight gradient is the outer product of its backprop signal and its input."""
-        x, weight = self.inputs[0], self.inputs[1]
-        out_features, in_features = weight._array.shape
+        x = self.inputs[0]
+        out_features, in_features = self.shapes[1]
         batch = self.out_shape[0]
         rows = math.prod(self.out_shape[1:-1])  # rows per sample: 1, or a sequence's length
         if i == 2:
