@@ -1,4 +1,6 @@
 """``Tensor``: an array, where it came from (``grad_fn``) and where its gradient goes (``grad``)."""
+import operator
+
 from . import dtypes, engine
 from .grad_mode import state
 
@@ -329,54 +331,56 @@ class Tensor:
             raise RuntimeError("chainrule does not record in-place operations on tensors that are "
                                "part of a graph; write `y = y + x` instead of `y += x`.")
 
-    def _inplace(self, other, combine):
+    def _inplace(self, other, update):
+        """Apply ``update(array, other)``, which changes the array itself, and bump the version."""
         self._check_inplace()
-        other_array = other._array if isinstance(other, Tensor) else other
-        if isinstance(other, Tensor) and other._array.dtype != self._array.dtype:
-            other_array = self._backend.xp.astype(other_array, self._array.dtype)
-        self._array[...] = combine(self._array, other_array)
+        if isinstance(other, Tensor):
+            other = other._array
+            if other.dtype != self._array.dtype:
+                other = self._backend.xp.astype(other, self._array.dtype)
+        update(self._array, other)
         self._version += 1
         return self
 
     def __iadd__(self, other):
-        return self._inplace(other, lambda a, b: a + b)
+        return self._inplace(other, operator.iadd)
 
     def __isub__(self, other):
-        return self._inplace(other, lambda a, b: a - b)
+        return self._inplace(other, operator.isub)
 
     def __imul__(self, other):
-        return self._inplace(other, lambda a, b: a * b)
+        return self._inplace(other, operator.imul)
 
     def __itruediv__(self, other):
-        return self._inplace(other, lambda a, b: a / b)
+        return self._inplace(other, operator.itruediv)
 
     def add_(self, other, alpha=1):
-        return self._inplace(other, lambda a, b: a + alpha * b)
+        return self._inplace(other if alpha == 1 else other * alpha, operator.iadd)
 
     def sub_(self, other, alpha=1):
-        return self._inplace(other, lambda a, b: a - alpha * b)
+        return self._inplace(other if alpha == 1 else other * alpha, operator.isub)
 
     def mul_(self, other):
-        return self._inplace(other, lambda a, b: a * b)
+        return self._inplace(other, operator.imul)
 
     def zero_(self):
-        return self._inplace(0, lambda a, b: self._backend.xp.zeros_like(a))
+        return self._inplace(0, _assign)
 
     def fill_(self, value):
-        return self._inplace(value, lambda a, b: self._backend.xp.full_like(a, b))
+        return self._inplace(value, _assign)
 
     def copy_(self, source):
         if tuple(source.shape) != tuple(self.shape):
             source = source.expand(*self.shape)
-        return self._inplace(source, lambda a, b: b)
+        return self._inplace(source, _assign)
 
     def normal_(self, mean=0.0, std=1.0):
         noise = self._backend.random_normal(tuple(self.shape), self.dtype)
-        return self._inplace(0, lambda a, b: noise * std + mean)
+        return self._inplace(noise * std + mean, _assign)
 
     def uniform_(self, low=0.0, high=1.0):
-        values = self._backend.random_uniform(tuple(self.shape), self.dtype, low, high)
-        return self._inplace(0, lambda a, b: values)
+        return self._inplace(self._backend.random_uniform(tuple(self.shape), self.dtype, low, high),
+                             _assign)
 
     # ------------------------------------------------------------------ method forms of the ops
     def exp(self):
@@ -476,6 +480,10 @@ class Tensor:
 
     def where(self, condition, other):
         return ops.where(condition, self, other)
+
+
+def _assign(array, value):
+    array[...] = value
 
 
 from . import ops  # noqa: E402  (ops builds on Tensor)
