@@ -132,7 +132,7 @@ def test_lesson5_agrees_with_the_lesson_checks_reference():
     try:
         ref = checks.torch_balance_step(1.0, 1.0)
     except RuntimeError as e:  # reported to the lessons' author: the output bias is unused by two terms
-        pytest.skip(f"coursework.checks.torch_balance_step fails: {str(e)[:90]}")
+        pytest.fail(f"coursework.checks.torch_balance_step fails: {str(e)[:90]}")
     res = wm.lesson5_term_grads()
     c = wm.lesson5_combine(res["grads"], 1.0, 1.0)
     np.testing.assert_allclose(res["losses"], ref["losses"], rtol=1e-10)
