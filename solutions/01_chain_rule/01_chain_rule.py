@@ -133,6 +133,19 @@ for name, leaf, leaf_t in [("x", x, xt), ("y", y, yt), ("z", z, zt)]:
     assert_close(leaf.grad, leaf_t.grad)
 
 # %% [markdown]
+# Here are the two recorded graphs, drawn after `backward()`: leaves in blue with their value and
+# `.grad`, op nodes in grey, named intermediate tensors in yellow. A graph node knows its op but not
+# your variable names, so we pass them with `names=`. Look at `a`: its gradient was needed on the
+# way to `x` and `y`, yet the drawing says `grad: None` — section 5 explains why.
+
+# %%
+from chainrule.viz import draw_graph, side_by_side
+
+side_by_side(draw_graph(b, names={"x": x, "y": y, "z": z, "a": a, "b": b}),
+             draw_graph(bt, names={"x": xt, "y": yt, "z": zt, "a": at, "b": bt}),
+             titles=["chainrule", "PyTorch"])
+
+# %% [markdown]
 # `x.grad = [1, 1]`, `y.grad = [2, 2]`, `z.grad = [0.5, 0.5]` — the products of local derivatives
 # we wrote down. We can also ask autograd for each **local** derivative on its own, by
 # differentiating one node with respect to its direct input (`autograd.grad` returns the
@@ -224,8 +237,15 @@ print(inspect.getsource(type(a.grad_fn).backward))
 print(inspect.getsource(chainrule.ops.sum_to))
 
 # %% [markdown]
-# **Widget:** *(placeholder — a live widget goes here: edit the leaves x, y, z and see the forward
-# values and every `.grad` of the graph update, with the graph drawn.)*
+# **Try it.** Move the sliders of the leaves `x`, `y`, `z`: both graphs are rebuilt and redrawn.
+# The values of `a` and `b` follow the leaves, but the gradients do not move — every local
+# derivative of this graph is a constant (1, 2 or ½), so `x.grad`, `y.grad` and `z.grad` are the same
+# for any leaves. Untick `a.retain_grad()` and watch `a`'s gradient disappear from both graphs.
+
+# %%
+from coursework.widgets import lesson1_graph
+
+lesson1_graph()
 
 # %% [markdown]
 # ## 7. The common mistake and its symptom

@@ -165,8 +165,15 @@ assert_close(J_func, J_reference)
 print(inspect.getsource(chainrule.Tensor.backward))
 
 # %% [markdown]
-# **Widget:** *(placeholder — a live widget goes here: drag the two components of the seed `v` and
-# watch `x.grad`, `y.grad`, `z.grad` follow `v`, `2v`, `v/2`; buttons for the one-hot seeds.)*
+# **Try it.** Drag the two components of the seed `v`. In the table, `b.backward(gradient=v)`,
+# `(b * v).sum().backward()` and $v^\top J$ worked out by hand always agree; `x.grad` follows `v`,
+# `y.grad` follows `2v` and `z.grad` follows `v/2`. Then set `v = [1, 0]` and `v = [0, 1]`: a one-hot
+# seed gives one row of each Jacobian.
+
+# %%
+from coursework.widgets import lesson2_seeds
+
+lesson2_seeds()
 
 # %% [markdown]
 # ## 7. The common mistake and its symptom

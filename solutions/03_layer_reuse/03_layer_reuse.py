@@ -132,6 +132,25 @@ for lib, loss in (("chainrule", loss_c), ("PyTorch", loss_t)):
         print("   ", path)
 
 # %% [markdown]
+# Drawn, the graph shows the weight **once**, with one edge per use. We draw the version of section 4
+# with the weight written out, `h = x @ w.T` then `out = h @ w.T`: each use has its own transpose
+# node, so the two edges leaving `w` are easy to follow, in both libraries.
+
+# %%
+from chainrule.viz import draw_graph, side_by_side
+
+def drawn(lib):
+    w = lib.tensor([[w0]], requires_grad=True)
+    x = lib.tensor([[x0]])
+    h = x @ w.T          # first use
+    out = h @ w.T        # second use
+    loss = ((out - y0) ** 2).sum()
+    loss.backward()
+    return draw_graph(loss, names={"w": w, "h": h, "out": out, "loss": loss})
+
+side_by_side(drawn(chainrule), drawn(torch), titles=["chainrule", "PyTorch"])
+
+# %% [markdown]
 # The summing itself is the few lines of the engine that gather incoming gradients per node and
 # of the leaf node that adds into `.grad`:
 
@@ -139,8 +158,15 @@ for lib, loss in (("chainrule", loss_c), ("PyTorch", loss_t)):
 print(inspect.getsource(chainrule.engine.AccumulateGrad))
 
 # %% [markdown]
-# **Widget:** *(placeholder — a live widget goes here: a slider for the weight w and for the number
-# of uses n, showing each use's contribution to dL/dw and their sum next to the hand formula.)*
+# **Try it.** Move `w`. The plot shows the loss $L(w) = (w^2x - y)^2$ and its tangent at `w`, whose
+# slope is `w.grad`; the readout compares autograd with the hand formula $4(w^2x - y)\,w\,x$ and splits
+# the gradient into the two uses' contributions, which always add up to `w.grad`. Find the three
+# values of `w` where the slope is zero, and check them against the formula.
+
+# %%
+from coursework.widgets import lesson3_reuse
+
+lesson3_reuse()
 
 # %% [markdown]
 # ## 6. The other accumulation: across `backward()` calls

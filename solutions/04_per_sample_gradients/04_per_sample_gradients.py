@@ -180,8 +180,15 @@ print(f"samples whose weight1 gradient is below 1e-6: {int((np.abs(G1_ref.numpy(
 print(inspect.getsource(chainrule.func.per_sample_grad))
 
 # %% [markdown]
-# **Widget:** *(placeholder — a live widget goes here: pick a sample n with a slider and see its
-# input, its row of G1 and G2, and the sum over all rows next to `.grad`.)*
+# **Try it.** Move the sample index `i`: the bars show that sample's rows of `G1` and `G2` (red) next to
+# the batch mean (grey), and the table adds the batch sum — what `.grad` holds. Compare a sample with
+# its mirror image `999 − i` (input $-x_i$): its row of `G1` flips sign, which is why the first weight's
+# sum cancels to zero although no single sample's gradient is zero.
+
+# %%
+from coursework.widgets import lesson4_per_sample
+
+lesson4_per_sample()
 
 # %% [markdown]
 # ## 6. The training step, by hand

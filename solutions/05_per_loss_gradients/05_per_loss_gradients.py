@@ -212,8 +212,16 @@ assert_close(dB, 0.1 * chainrule.ones_like(dB))
 print("per_loss_grads:", dA.numpy()[0, :3], "...", dB.numpy()[0, :3], "...  x.grad:", x.grad)
 
 # %% [markdown]
-# **Widget:** *(placeholder — a live widget goes here: step the loss balancing forward and watch the
-# per-term mean |gradient| bars and the weights alpha and beta evolve.)*
+# **Try it.** Move the loss weights α and β. Each term's own statistic, mean $|\nabla L_i|$, does not
+# change — the weights do not enter the terms — but the weighted pull of each term, its share of the
+# combined update direction and the angle between them do. Set α and β near the balancing estimates
+# α̂ and β̂ printed under the table: the three terms then pull with comparable strength. The button
+# trains the network for a few seconds with your α and β and compares the result with $\sin(\pi x)$.
+
+# %%
+from coursework.widgets import lesson5_loss_weights
+
+lesson5_loss_weights()
 
 # %% [markdown]
 # ## 7. The common mistakes and their symptoms

@@ -90,9 +90,32 @@ def test_each_lesson_has_three_kinds_of_graded_exercises(lesson):
     text = "\n".join(c.source for c in nb.cells)
     for kind in ("derivation by hand", "(mechanism)", "(API)"):
         assert kind in text, f"{lesson}: no exercise of kind {kind}"
-    assert any(c.cell_type == "markdown" and c.source.startswith("**Widget:**") for c in nb.cells)
     assert "inspect.getsource" in text, "a look inside chainrule"
     assert "common mistake" in text.lower()
+
+
+WIDGETS = {"01_chain_rule": "lesson1_graph", "02_vector_seeds": "lesson2_seeds", "03_layer_reuse": "lesson3_reuse",
+           "04_per_sample_gradients": "lesson4_per_sample", "05_per_loss_gradients": "lesson5_loss_weights"}
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_each_lesson_shows_its_widget(lesson):
+    """The lesson's widget in an ordinary (ungraded) code cell, after a sentence saying what to try."""
+    nb = nbformat.read(SOURCE[lesson], 4)
+    assert not any("Widget:" in c.source for c in nb.cells if c.cell_type == "markdown"), "a placeholder is left"
+    call = f"{WIDGETS[lesson]}()"
+    cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and call in c.source]
+    assert len(cells) == 1, f"{lesson}: one cell calls {call}"
+    i = cells[0]
+    assert "nbgrader" not in nb.cells[i].metadata
+    assert nb.cells[i].source.rstrip().endswith(call), "the panel is the cell's value, so it is displayed"
+    assert nb.cells[i - 1].cell_type == "markdown" and nb.cells[i - 1].source.startswith("**Try it.**")
+    # before the exercises: a student's Run All stops at the first unanswered exercise
+    first_exercise = min(j for j, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("solution"))
+    assert i < first_exercise
+    if lesson in ("01_chain_rule", "03_layer_reuse"):
+        text = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+        assert "side_by_side(" in text and "draw_graph(" in text and "names=" in text
 
 
 # ----------------------------------------------------------------------------- release up to date
