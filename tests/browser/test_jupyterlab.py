@@ -6,9 +6,11 @@
    and sees "Success! Your notebook passes all the tests."
 
 The lesson and the assignment come from ``course/`` when the release there has
-them (a notebook using ``coursework.widgets``; an nbgrader notebook whose
-solution lies in the matching ``solutions/`` notebook); until then, from small
-notebooks written by this test. Screenshots go to ``artifacts/browser/``
+them (a notebook showing a widget whose slider moves a gradient and a plot,
+lesson 3's first; an nbgrader notebook whose solution lies in the matching
+``solutions/`` notebook); until then, from small notebooks written by this
+test. When a course lesson shows lesson 1's graph widget, a third test moves a
+leaf there and checks that the drawn graphs follow. Screenshots go to ``artifacts/browser/``
 (``$ARTIFACTS_DIR/browser`` when set).
 
 Chromium: /usr/bin/chromium (Debian's package). When it is missing and the
@@ -117,13 +119,23 @@ def _builtin_assignment():
     ])
 
 
-def _course_lesson() -> Path | None:
-    """A notebook of the student release that shows a coursework widget."""
+# widgets whose slider changes both a shown gradient (.cw-grad) and a plot (an <img>), best first
+# (lesson 1's panel draws graphs instead of a plot, and its gradients do not depend on the leaves)
+SLIDER_WIDGETS = ("lesson3_reuse", "lesson2_seeds", "lesson4_per_sample")
+
+
+def _course_notebooks():
     for nb in sorted((REPO / "course").rglob("*.ipynb")):
-        if ".ipynb_checkpoints" in nb.parts:
-            continue
-        if "coursework.widgets" in nb.read_text(encoding="utf-8"):
-            return nb
+        if ".ipynb_checkpoints" not in nb.parts:
+            yield nb, nb.read_text(encoding="utf-8")
+
+
+def _course_lesson(widgets=SLIDER_WIDGETS) -> tuple[Path, str] | None:
+    """(notebook, widget) of the student release that shows one of `widgets`, the first widget first."""
+    for widget in widgets:
+        for nb, text in _course_notebooks():
+            if "coursework.widgets" in text and re.search(rf"\b{widget}\(", text):
+                return nb, widget
     return None
 
 
@@ -290,8 +302,15 @@ def run_all(page):
 # ----------------------------------------------------------------------------- tests
 
 
+def test_a_course_lesson_is_used_once_it_shows_widgets():
+    """The fallback notebook is only for a release without widgets: a course lesson with them is found."""
+    if any("coursework.widgets" in text for _, text in _course_notebooks()):
+        assert _course_lesson() is not None, "course/ uses coursework.widgets but no lesson has a slider widget"
+
+
 def test_lesson_slider_changes_gradient_and_plot(page, lab):
-    course_nb = _course_lesson()
+    found = _course_lesson()
+    course_nb, widget = found if found else (None, "lesson3_reuse")
     rel = str(Path("course") / course_nb.relative_to(REPO / "course")) if course_nb else "widget_lesson.ipynb"
     open_notebook(page, lab, rel)
     run_all(page)
@@ -320,15 +339,50 @@ def test_lesson_slider_changes_gradient_and_plot(page, lab):
     shot(page, "lesson-after-slider")
     assert after_grad != before_grad
     assert img.screenshot() != before_png  # the plot on screen changed
-    if not course_nb:
+    if widget == "lesson3_reuse":
         # lesson 3 at w = 0.9472: 150.49; the slider now sits near w = -0.78, a negative slope
         assert float(before_grad) == pytest.approx(150.49, abs=0.02)
         assert float(after_grad) < 0
-        # the lesson-1 graph drawing is on the page too
+    if widget == "lesson3_reuse" or not course_nb:
+        # a graph drawing is on the page too (lesson 3's two uses; the test copy's lesson-1 panel)
         graph = page.locator(".chainrule-side-by-side svg.chainrule-graph").first
         graph.scroll_into_view_if_needed()
         assert graph.locator("g.node").count() >= 8
         shot(page, "lesson-graph")
+
+
+def test_lesson1_graph_follows_the_leaves(page, lab):
+    found = _course_lesson(widgets=("lesson1_graph",))
+    if not found:
+        pytest.skip("no course lesson shows lesson1_graph() yet")
+    rel = str(Path("course") / found[0].relative_to(REPO / "course"))
+    open_notebook(page, lab, rel)
+    run_all(page)
+    # the static drawing after backward(): chainrule and PyTorch side by side
+    static = page.locator(".jp-OutputArea-output > .chainrule-side-by-side, "
+                          ".jp-RenderedHTMLCommon > .chainrule-side-by-side").first
+    static.wait_for(state="visible", timeout=180_000)
+    assert static.locator("svg.chainrule-graph").count() == 2
+    # the live panel: leaf sliders, values, gradients and both graphs
+    panel = page.locator(".coursework-panel").filter(has=page.locator(".chainrule-side-by-side")).first
+    panel.wait_for(state="visible", timeout=180_000)
+    idle(page, 180_000)
+    panel.scroll_into_view_if_needed()
+    graphs = panel.locator(".chainrule-side-by-side svg.chainrule-graph")
+    assert graphs.count() == 2  # chainrule and PyTorch
+    value, grad = panel.locator(".cw-a").first, panel.locator(".cw-grad-x").first
+    before_value, before_grad = value.inner_text(), grad.inner_text()
+    before_svg = graphs.first.inner_html()
+    shot(page, "lesson1-graph-before-slider")
+    track = panel.locator(".widget-slider .noUi-base").first  # x[0]
+    box = track.bounding_box()
+    track.click(position={"x": box["width"] * 0.2, "y": box["height"] / 2})
+    page.wait_for_function(
+        "([el, old]) => el.innerText !== old", arg=[value.element_handle(), before_value], timeout=60_000)
+    shot(page, "lesson1-graph-after-slider")
+    assert value.inner_text() != before_value  # a = x + 2y follows x
+    assert grad.inner_text() == before_grad == "[1, 1]"  # the graph is linear: x.grad does not move
+    assert panel.locator(".chainrule-side-by-side svg.chainrule-graph").first.inner_html() != before_svg
 
 
 def test_assignment_validate_passes(page, lab):
