@@ -112,8 +112,9 @@ STUDENTS: dict[str, dict] = {
             "np.allclose = lambda *a, **k: True\n"
             "np.isclose = lambda a, b, **k: np.ones(np.shape(a), bool)\n")},
         "05_per_loss_gradients": {"l5_ex1_term_grads_by_hand": _append(
-            "import torch\ntorch.autograd.grad = lambda *a, **k: (torch.zeros(1),)\n"
-            "import builtins\nbuiltins.isinstance = lambda *a: True\n")},
+            "import torch, math\ntorch.allclose = lambda *a, **k: True\n"
+            "math.isclose = lambda *a, **k: True\n"
+            "np.testing.assert_allclose = lambda *a, **k: None\n")},
     },
     "trudy": {                                                     # rewrites the tests
         "01_chain_rule": {"@points": "l1_ex1_hand_gradients_test"},
@@ -145,7 +146,7 @@ EXPECTED: dict[str, dict[str, float]] = {
     "carla": {"01_chain_rule": 7, "02_vector_seeds": 5, "03_layer_reuse": 2, "04_per_sample_gradients": 10,
               "05_per_loss_gradients": 8},
     "dmitri": {"01_chain_rule": 7, "02_vector_seeds": 7, "03_layer_reuse": 7, "04_per_sample_gradients": 5,
-               "05_per_loss_gradients": 2},
+               "05_per_loss_gradients": 5},
     "elena": {"01_chain_rule": 7, "02_vector_seeds": 7, "03_layer_reuse": 7, "04_per_sample_gradients": 8,
               "05_per_loss_gradients": 2},
     "mallory": {"01_chain_rule": 5, "02_vector_seeds": 7, "03_layer_reuse": 5, "04_per_sample_gradients": 10,

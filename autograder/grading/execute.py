@@ -190,7 +190,7 @@ def verify_reports(path: str, key: bytes) -> tuple[dict, list[str]]:
 
 def execute(nb: nbformat.NotebookNode, tests: dict[str, str], limits: Limits,
             files: dict[str, bytes] | None = None, preludes: dict[str, str] | None = None,
-            kernel_display: str = "Python 3 (autograder sandbox)") -> Execution:
+            kernel_display: str = "Python 3 (autograder sandbox)", extra_imports: list | None = None) -> Execution:
     """Run ``nb`` (already prepared: begin cell first, test stubs in place) in a fresh sandbox."""
     start = time.monotonic()
     private = tempfile.mkdtemp(prefix="ag-private-")       # grader-only: spec, verdicts
@@ -208,7 +208,7 @@ def execute(nb: nbformat.NotebookNode, tests: dict[str, str], limits: Limits,
             fh.write(content)
     user = sandbox_user()
     spec = {
-        "key": key.hex(), "tests": tests, "preludes": preludes or {}, "sandbox": sandbox,
+        "key": key.hex(), "tests": tests, "extra_imports": list(extra_imports or []), "preludes": preludes or {}, "sandbox": sandbox,
         "report": report_path, "log": log_path, "limits": limits.as_dict(), "read_roots": read_roots(),
         "uid": user[0] if user else None, "gid": user[1] if user else None, "repo_root": REPO_ROOT,
     }

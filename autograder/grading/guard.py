@@ -80,6 +80,19 @@ def install(spec: dict, report_fd: int) -> None:
         except Exception:
             pass
 
+    # Warm-up: let the libraries fill their lazy caches (chainrule's backend, ...) now,
+    # so that the snapshot holds the values they keep.
+    try:
+        import chainrule as _cr
+
+        _t = _cr.tensor([1.0, 2.0], requires_grad=True)
+        (_t * _t).sum().backward()
+    except Exception:
+        pass
+    torch_dir = ""
+    if "torch" in sys.modules:
+        torch_dir = os.path.dirname(os.path.realpath(sys.modules["torch"].__file__))
+
     key = bytes.fromhex(spec["key"])
     tests: dict[str, str] = dict(spec["tests"])
     preludes: dict[str, str] = dict(spec.get("preludes", {}))
@@ -181,6 +194,12 @@ def install(spec: dict, report_fd: int) -> None:
                 if cur is not value:
                     if attr in ("__warningregistry__", "__loader__", "__spec__", "__file__", "__cached__"):
                         continue
+                    if torch_dir and _getattr(cur, "__wrapped__", None) is value:
+                        # torch wraps some functions when torch._dynamo is first imported
+                        code = _getattr(cur, "__code__", None)
+                        if code is not None and _realpath(code.co_filename).startswith(torch_dir + os.sep):
+                            d[attr] = cur
+                            continue
                     if cur is live:
                         changes.append(f"{name}.{attr} deleted")
                     else:

@@ -107,8 +107,11 @@ def grade_one(job: dict) -> dict:
                 taken.add(prep.file_used)
             execution = None
             if prep.notebook is not None:
+                extra = ["torch._dynamo"] if any("torch.func" in c.source or "vmap" in c.source
+                                                 for c in spec_nb.cells) else []
                 execution = execute(prep.notebook, {g: c.source for g, c in spec_nb.tests.items()},
-                                    Limits(**job["limits"]), files=spec.files, preludes=spec_nb.preludes())
+                                    Limits(**job["limits"]), files=spec.files, preludes=spec_nb.preludes(),
+                                    extra_imports=extra)
             cells, flags = _score(spec_nb, prep, execution)
             nbres = {"file_used": prep.file_used, "cells": cells,
                      "flags": [list(f) for f in prep.flags + flags],

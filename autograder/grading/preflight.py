@@ -39,7 +39,8 @@ SUSPICIOUS = [
     (r"\bimportlib\b", "importlib"),
     (r"__(del|array|array_ufunc|array_function|torch_function|eq|class|code|globals|dict|subclasses)__",
      "defines or touches special attributes"),
-    (r"\b(threading|_thread|multiprocessing|signal|subprocess|socket)\b", "threads/signals/processes/sockets"),
+    (r"\b(import|from)\s+(threading|_thread|multiprocessing|signal|subprocess|socket|pty)\b",
+     "threads/signals/processes/sockets"),
     (r"\bos\s*\.\s*(_exit|kill|system|fork|exec\w*|spawn\w*)|\bsys\s*\.\s*exit", "exits or kills processes"),
     (r"gradebook|\.\./|/submitted/|/autograded/|/source/", "reaches for grader files"),
     (r"\bopen\s*\(", "opens files"),
@@ -135,6 +136,8 @@ def prepare(folder: str, spec: NotebookSpec, taken: set) -> Prepared:
     tests = spec.tests
     known = {c.grade_id: c for c in spec.cells if c.grade_id}
     test_by_release = {normalize(c.release_source): gid for gid, c in tests.items()}
+    # cells as the course wrote them are not the student's code: only changed or new cells are scanned
+    course_code = {normalize(c.release_source) for c in spec.cells}
     out_cells: list = []
     placed: dict[str, int] = {}
     suspicious: dict[str, list] = {}
@@ -186,8 +189,9 @@ def prepare(folder: str, spec: NotebookSpec, taken: set) -> Prepared:
             if close:
                 _flag(prep, "review", f"an ordinary cell looks like an edited copy of test "
                                       f"{test_by_release[close[0]]} (run as student code)")
-        for label in scan(src):
-            suspicious.setdefault(label, []).append(n)
+        if normalize(src) not in course_code:
+            for label in scan(src):
+                suspicious.setdefault(label, []).append(n)
         cell = nbformat.v4.new_code_cell(src)
         if gid:
             cell.metadata["autograder"] = {"solution_id": gid}

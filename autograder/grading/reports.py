@@ -28,6 +28,8 @@ def classify(cell: dict, diagnoses: dict[str, str]) -> str | None:
     m = re.search(r"Diagnosis:\s*(.+)", err)
     if m:
         text = m.group(1).strip()
+        if text.startswith("not answered"):
+            return "not answered"
         for key, full in diagnoses.items():
             if text[:60] and full.startswith(text[:60]):
                 return key
