@@ -95,6 +95,18 @@ class NotebookSpec:
         ``checks`` or ``torch`` in their own cells does not change what the test uses.
         """
         out, parts = {}, []
+        answers = set()          # names the student defines: a provided cell must never replace them
+        for c in self.cells:
+            if c.kind == "solution" and c.cell_type == "code":
+                try:
+                    tree = ast.parse(c.source)
+                except SyntaxError:
+                    continue
+                for node in ast.walk(tree):
+                    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                        answers.add(node.name)
+                    elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                        answers.add(node.id)
         for c in self.cells:
             if c.cell_type != "code":
                 continue
@@ -106,7 +118,13 @@ class NotebookSpec:
                 except SyntaxError:
                     continue
                 for node in tree.body:
-                    if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)):
+                    if isinstance(node, (ast.Import, ast.ImportFrom)):
+                        names = {(a.asname or a.name).split(".")[0] for a in node.names}
+                    elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                        names = {node.name}
+                    else:
+                        continue
+                    if not names & answers:
                         parts.append(ast.unparse(node))
         return out
 
