@@ -118,7 +118,7 @@ for lib in (chainrule, torch):
 def find_accumulators(fn, found, path="loss"):
     if fn is None:
         return
-    if fn.name() == "AccumulateGrad":
+    if fn.name().endswith("AccumulateGrad"):  # PyTorch: "torch::autograd::AccumulateGrad"
         found.append((path, fn))
     for i, (nxt, _) in enumerate(fn.next_functions):
         find_accumulators(nxt, found, f"{path} -> {fn.name()}[{i}]")
@@ -130,6 +130,7 @@ for lib, loss in (("chainrule", loss_c), ("PyTorch", loss_t)):
           f"{len({id(fn) for _, fn in found})} distinct node(s)")
     for path, fn in found:
         print("   ", path)
+    assert len(found) == 2 and len({id(fn) for _, fn in found}) == 1
 
 # %% [markdown]
 # Drawn, the graph shows the weight **once**, with one edge per use. We draw the version of section 4

@@ -16,8 +16,9 @@
 #
 # * say exactly what `.grad` holds after a backward pass over a batch (the **sum** of the
 #   per-sample gradients — not the mean, not one per input),
-# * get the per-sample gradients three ways — a loop, the vectorised outer product, and
-#   `chainrule.func.per_sample_grad` / `torch.func.vmap(torch.func.grad(...))` — and check they agree,
+# * get the per-sample gradients three ways — a loop, the vectorised outer product (which you write
+#   in the exercises), and `chainrule.func.per_sample_grad` / `torch.func.vmap(torch.func.grad(...))` —
+#   and check they agree,
 # * write the training step by hand: `p -= lr * p.grad` under `no_grad`, and zero the gradients
 #   between steps.
 
@@ -91,7 +92,7 @@ for (name, p_c), (_, p_t) in zip(model_c.named_parameters(), model_t.named_param
 # $\delta_n a_n^\top$ for each $n$. Same cost, one more axis.
 
 # %% [markdown]
-# ## 4. Four ways to the `(1000, 5)` matrices
+# ## 4. Three ways to the `(1000, 5)` matrices — and a fourth for you
 #
 # **(a) The loop** — one batch-size-1 backward per input. Correct, and slow.
 
@@ -111,23 +112,10 @@ t_loop = time.perf_counter() - t0
 print(f"loop over {len(features)} samples: {t_loop * 1e3:.0f} ms; G1 {loop_c[0].shape}, G2 {loop_c[1].shape}")
 
 # %% [markdown]
-# **(b) The outer product, by hand** — one forward, the signals, one `einsum` per layer.
-
-# %%
-def per_sample_outer(weights, x):
-    W1, W2 = weights["0.weight"], weights["2.weight"]
-    s = 1 / (1 + np.exp(-(x @ W1.T)))          # (N, 5): input of layer 2
-    delta2 = np.ones((len(x), 1))               # (N, 1): d out_n / d (layer-2 output)
-    delta1 = (delta2 @ W2) * s * (1 - s)        # (N, 5): signal at layer 1's output
-    G2 = np.einsum("no,ni->noi", delta2, s)     # (N, 1, 5)
-    G1 = np.einsum("no,ni->noi", delta1, x)     # (N, 5, 1)
-    return G1.reshape(len(x), -1), G2.reshape(len(x), -1)
-
-t0 = time.perf_counter()
-outer = per_sample_outer(weights, features)
-print(f"outer products: {(time.perf_counter() - t0) * 1e3:.2f} ms")
-
-# %% [markdown]
+# **(b) The outer product, by hand** — one forward pass in NumPy, the signal $\delta_n$ and the input
+# $a_n$ of each layer, one outer product per sample, all vectorised: no loop, and a few NumPy lines.
+# That one is yours: exercises 1 and 2 below.
+#
 # **(c) chainrule's `func.per_sample_grad`** — the same outer products, done by the library's
 # backward pass for any model built from its layers. **(d) PyTorch's reference**,
 # `torch.func.vmap(torch.func.grad(...))`: the gradient of one sample, vectorised over the batch.
@@ -151,10 +139,10 @@ print({k: tuple(v.shape) for k, v in ref.items()}, f"{(time.perf_counter() - t0)
 # %%
 N = len(features)
 G1_ref, G2_ref = ref["0.weight"].reshape(N, 5), ref["2.weight"].reshape(N, 5)
-for g1, g2 in (loop_c, outer, (psg["0.weight"].reshape(N, 5), psg["2.weight"].reshape(N, 5))):
+for g1, g2 in (loop_c, (psg["0.weight"].reshape(N, 5), psg["2.weight"].reshape(N, 5))):
     assert_close(g1, G1_ref)
     assert_close(g2, G2_ref)
-print("loop, outer product, per_sample_grad and vmap agree; first rows of G1:\n", G1_ref[:3].numpy())
+print("loop, per_sample_grad and vmap agree; first rows of G1:\n", G1_ref[:3].numpy())
 # ... and their column sums are exactly the .grad of the batch backward of section 2:
 assert_close(G1_ref.sum(0), model_t[0].weight.grad.reshape(-1))
 assert_close(G2_ref.sum(0), model_t[2].weight.grad.reshape(-1))
@@ -195,23 +183,24 @@ lesson4_per_sample()
 #
 # With `.grad` in hand, plain SGD is one line per parameter, `p -= lr * p.grad`. It must run under
 # `no_grad()` — the update is not part of the model — and the gradients must be zeroed before the
-# next backward, or they pile up (lesson 3). Fit the network to $\tanh(x)$ with the MSE loss:
+# next backward, or they pile up (lesson 3). That is all an optimizer such as `optim.SGD` does in
+# `step()` and `zero_grad()`; here is the usual loop with one, fitting the network to $\tanh(x)$ with
+# the MSE loss (you write it without the optimizer in exercise 4):
 
 # %%
 targets = problems.lesson4_targets(features)
 
 def train(lib, steps, lr, zero=True):
     model = make_model(lib)
+    optimizer = lib.optim.SGD(model.parameters(), lr=lr)
     X, Y = lib.tensor(features, dtype=lib.float64), lib.tensor(targets, dtype=lib.float64)
     losses = []
     for _ in range(steps):
         if zero:
-            model.zero_grad()
+            optimizer.zero_grad()
         loss = lib.nn.MSELoss()(model(X), Y)
         loss.backward()
-        with lib.no_grad():
-            for p in model.parameters():
-                p -= lr * p.grad
+        optimizer.step()
         losses.append(round(loss.item(), 5))
     return model, losses
 
