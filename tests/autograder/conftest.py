@@ -22,33 +22,7 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 import toy_course  # noqa: E402
-
-TEST_LIMITS = dict(cell_timeout=4.0, notebook_timeout=40.0, memory_mb=3072)
-
-
-def write_submissions(folder: str, samples: dict, only=None) -> str:
-    """nbgrader's layout: folder/submitted/<student>/toy/<files>."""
-    for student, (files, *_rest) in samples.items():
-        if only and student not in only:
-            continue
-        d = os.path.join(folder, "submitted", student, "toy")
-        os.makedirs(d, exist_ok=True)
-        for name, data in files.items():
-            with open(os.path.join(d, name), "wb") as fh:
-                fh.write(data)
-    return folder
-
-
-def make_toy_workspace(root: str, db_url: str | None = None):
-    from autograder.grading.workspace import Workspace, build
-
-    src = toy_course.write_source(tempfile.mkdtemp(prefix="toy-source-"))
-    ws = Workspace.open(root, create=True)
-    build(ws, src, db_url=db_url)
-    ws.save_settings(limits=TEST_LIMITS)
-    release = nbformat.read(ws.path("release", "toy", "toy.ipynb"), as_version=4)
-    return ws, release
-
+from ag_helpers import TEST_LIMITS, make_toy_workspace, write_submissions  # noqa: E402
 
 @pytest.fixture(scope="session")
 def graded_toy(tmp_path_factory):
@@ -123,11 +97,3 @@ def _has_user(name: str) -> bool:
         return False
 
 
-def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
-    t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "autograder", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-    proc.seconds = time.monotonic() - t0
-    return proc

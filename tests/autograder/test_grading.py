@@ -11,7 +11,7 @@ import nbformat
 import pytest
 
 import toy_course
-from conftest import TEST_LIMITS, make_toy_workspace, run_cli, write_submissions
+from ag_helpers import TEST_LIMITS, make_toy_workspace, run_cli, write_submissions
 
 SAMPLES = [
     "correct", "blank", "partly", "edited_test", "deleted_test", "duplicated_test", "stripped_metadata",
