@@ -294,6 +294,12 @@ def open_notebook(page, lab, rel: str):
         pass
 
 
+def wait_in_panel(page, panel, predicate: str, old, timeout=60_000):
+    """Wait until `predicate(panel element, old)` (a JS arrow function) is true."""
+    page.wait_for_function(f"([p, old]) => ({predicate})(p, old)", arg=[panel.element_handle(), old],
+                           timeout=timeout)
+
+
 def run_all(page):
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
     page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
@@ -330,11 +336,12 @@ def test_lesson_slider_changes_gradient_and_plot(page, lab):
     track = panel.locator(".widget-slider .noUi-base").first
     box = track.bounding_box()
     track.click(position={"x": box["width"] * 0.2, "y": box["height"] / 2})
-    page.wait_for_function(
-        "([el, old]) => el.innerText !== old", arg=[grad.element_handle(), before_grad], timeout=60_000)
-    page.wait_for_function(
-        "([el, old]) => el.getAttribute('src') !== old && el.complete", arg=[img.element_handle(), before_src],
-        timeout=60_000)
+    # the readout's HTML is replaced on update: query inside the (stable) panel at every poll, never
+    # through a handle on the old span, which would keep its old text once detached
+    wait_in_panel(page, panel, "(p, old) => { const g = p.querySelector('.cw-grad'); return g && g.innerText !== old; }",
+                  before_grad)
+    wait_in_panel(page, panel, "(p, old) => { const i = p.querySelector('img'); "
+                  "return i && i.getAttribute('src') !== old && i.complete; }", before_src)
     after_grad = grad.inner_text()
     shot(page, "lesson-after-slider")
     assert after_grad != before_grad
@@ -377,8 +384,8 @@ def test_lesson1_graph_follows_the_leaves(page, lab):
     track = panel.locator(".widget-slider .noUi-base").first  # x[0]
     box = track.bounding_box()
     track.click(position={"x": box["width"] * 0.2, "y": box["height"] / 2})
-    page.wait_for_function(
-        "([el, old]) => el.innerText !== old", arg=[value.element_handle(), before_value], timeout=60_000)
+    wait_in_panel(page, panel, "(p, old) => { const a = p.querySelector('.cw-a'); return a && a.innerText !== old; }",
+                  before_value)
     shot(page, "lesson1-graph-after-slider")
     assert value.inner_text() != before_value  # a = x + 2y follows x
     assert grad.inner_text() == before_grad == "[1, 1]"  # the graph is linear: x.grad does not move
