@@ -146,8 +146,13 @@ def _crashed(job: dict, why: str) -> dict:
 # ---------------------------------------------------------------- the single writer
 def record(ws: Workspace, result: dict, gb=None) -> None:
     """Write one result: gradebook (one transaction), autograded notebook, grading.json."""
+    import warnings
+
     from nbgrader.api import Gradebook, MissingEntry
 
+    # nbgrader's add_submission builds its rows before adding them to the session, which
+    # SQLAlchemy reports as a warning on every re-grade; the rows are written all the same.
+    warnings.filterwarnings("ignore", message=".*not in session.*")
     student, assignment = result["student"], result["assignment"]
     own = gb is None
     gb = gb or Gradebook(ws.db_url)
