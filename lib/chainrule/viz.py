@@ -406,8 +406,44 @@ def _esc(s: str) -> str:
     return html.escape(s, quote=True)
 
 
+def _edge_path(g: _Graph, e, bend: float) -> tuple[str, float]:
+    """An edge's SVG path, and how far below the drawing it reaches (0 when it stays inside).
+
+    An edge that skips columns would cross the boxes standing between its ends (a layer used twice
+    feeds a node two columns away): it detours above those boxes, or below when there is no room.
+    """
+    a, b = g.nodes[e.src], g.nodes[e.dst]
+    x1, y1 = a.x + a.w, a.y + a.h / 2
+    x2, y2 = b.x, b.y + b.h / 2
+    low, high = min(y1, y2) - 4.0, max(y1, y2) + 4.0
+    between = [n for n in g.nodes.values()
+               if a.col < n.col < b.col and n.y < high and n.y + n.h > low]
+    if not between:
+        dx = max(24.0, (x2 - x1) / 2)
+        return (f"M {x1:.1f} {y1:.1f} C {x1 + dx:.1f} {y1 + bend * 2:.1f}, {x2 - dx:.1f} "
+                f"{y2 + bend * 2:.1f}, {x2:.1f} {y2:.1f}"), 0.0
+    above = min(n.y for n in between) - 10.0 + bend
+    below = max(n.y + n.h for n in between) + 10.0 + bend
+    detour = above if above > 2.0 else below
+    left = min(n.x for n in between) - 8.0
+    right = max(n.x + n.w for n in between) + 8.0
+    path = (f"M {x1:.1f} {y1:.1f} C {(x1 + left) / 2:.1f} {y1:.1f}, {(x1 + left) / 2:.1f} {detour:.1f}, "
+            f"{left:.1f} {detour:.1f} L {right:.1f} {detour:.1f} C {(right + x2) / 2:.1f} {detour:.1f}, "
+            f"{(right + x2) / 2:.1f} {y2:.1f}, {x2:.1f} {y2:.1f}")
+    return path, max(0.0, detour + 6.0)
+
+
 def _render(g: _Graph, title: str | None) -> str:
     width, height = _layout(g)
+    pair_count: dict[tuple[str, str], int] = {}
+    for e in g.edges:
+        pair_count[(e.src, e.dst)] = pair_count.get((e.src, e.dst), 0) + 1
+    paths = []
+    for e in g.edges:
+        npar = pair_count[(e.src, e.dst)]
+        path, reach = _edge_path(g, e, (e.parallel - (npar - 1) / 2) * 16.0)
+        paths.append(path)
+        height = max(height, reach + _MARGIN)
     title_h = 22.0 if title else 0.0
     height += title_h
     uid = uuid.uuid4().hex[:8]
@@ -424,17 +460,8 @@ def _render(g: _Graph, title: str | None) -> str:
     if title:
         out.append(f'<text class="graph-title" x="{_MARGIN}" y="16" font-weight="bold" fill="#111827">{_esc(title)}</text>')
     out.append(f'<g transform="translate(0,{title_h:.0f})">')
-    pair_count: dict[tuple[str, str], int] = {}
-    for e in g.edges:
-        pair_count[(e.src, e.dst)] = pair_count.get((e.src, e.dst), 0) + 1
-    for e in g.edges:
+    for e, path in zip(g.edges, paths):
         a, b = g.nodes[e.src], g.nodes[e.dst]
-        x1, y1 = a.x + a.w, a.y + a.h / 2
-        x2, y2 = b.x, b.y + b.h / 2
-        npar = pair_count[(e.src, e.dst)]
-        bend = (e.parallel - (npar - 1) / 2) * 16.0
-        dx = max(24.0, (x2 - x1) / 2)
-        path = f"M {x1:.1f} {y1:.1f} C {x1 + dx:.1f} {y1 + bend * 2:.1f}, {x2 - dx:.1f} {y2 + bend * 2:.1f}, {x2:.1f} {y2:.1f}"
         out.append(
             f'<g class="edge" data-src="{e.src}" data-dst="{e.dst}"><title>{_esc(a.title)} → {_esc(b.title)}</title>'
             f'<path d="{path}" fill="none" stroke="#4b5563" stroke-width="1.3" marker-end="url(#{marker})"/></g>'

@@ -171,3 +171,22 @@ def test_lesson1_chainrule_matches_torch_drawing():
     assert by_title(nodes, "y")["grad"] == "grad [2, 2]"
     assert by_title(nodes, "z")["grad"] == "grad [0.5, 0.5]"
     assert by_title(nodes, "a")["grad"] == "grad [1, 1]"
+
+
+def test_an_edge_that_skips_a_column_detours_around_the_boxes_between():
+    """A layer used twice: the weight's second edge must not run through the first use's box."""
+    import re
+
+    import chainrule
+
+    layer = chainrule.nn.Linear(1, 1, bias=False)
+    out = layer(layer(chainrule.tensor([[10.0]])))
+    svg = draw_graph(out, names={"layer": layer})._repr_svg_()
+    boxes = [tuple(map(float, m)) for m in re.findall(
+        r'<g class="node op"[^>]*>.*?<rect x="([\d.]+)" y="([\d.]+)" width="([\d.]+)" height="([\d.]+)"', svg, re.S)]
+    first_use = min(boxes)  # the leftmost LinearBackward0
+    x, y, w, h = first_use
+    for path in re.findall(r'<path d="(M [^"]+)"', svg):
+        points = [tuple(map(float, p)) for p in re.findall(r"([\d.]+) ([\d.]+)", path)]
+        horizontal = [p for p in points if x < p[0] < x + w]
+        assert all(not (y < py < y + h) for _, py in horizontal), "an edge runs through the first Linear box"
