@@ -189,7 +189,10 @@ def install(spec: dict, report_fd: int) -> None:
                 sys.modules[name] = mod
             if _type(mod) is not module_type and name in ("torch", "numpy"):
                 pass
+            own = name.startswith(("chainrule", "coursework"))
             for attr, value in d.items():
+                if not own and attr[:1] == "_" and attr[:2] != "__":
+                    continue  # torch/numpy private state (lazy caches, monitors) is theirs to change
                 cur = live.get(attr, live)  # live itself as a sentinel for "missing"
                 if cur is not value:
                     if attr in ("__warningregistry__", "__loader__", "__spec__", "__file__", "__cached__"):
