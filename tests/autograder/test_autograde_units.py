@@ -128,4 +128,4 @@ def test_names_urls_and_report_labels():
     assert classify({"status": "no verdict", "error": None}, diag) == "no verdict"
     assert classify({"status": "fail", "error": "CheckFailure: f: your code raised NotImplementedError: \n"
                                                 "  Diagnosis: not answered yet: replace"}, diag) == "not answered"
-    assert os.path.basename(__file__) == "test_units.py"
+    assert os.path.basename(__file__) == "test_autograde_units.py"
