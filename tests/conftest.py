@@ -36,3 +36,13 @@ def pytest_report_header(config):
     from chainrule import backends
     return (f"chainrule: CPU arrays from {backends.cpu().xp.__name__}; "
             f"CUDA available: {chainrule.cuda.is_available()}")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line per reason for skipping, with a count: skips are said, never silent."""
+    reasons = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reasons[reason] = reasons.get(reason, 0) + 1
+    for reason, count in sorted(reasons.items(), key=lambda item: -item[1]):
+        terminalreporter.write_line(f"skipped {count}: {reason}")
