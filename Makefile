@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: start test system-packages benchmark clean
+.PHONY: start test demo system-packages benchmark benchmark-grading clean
 
 # The virtual environment is rebuilt whenever the dependency list changes.
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -34,8 +34,15 @@ test: $(VENV)/.installed system-packages
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -q -p no:cacheprovider
 	CHAINRULE_CPU_NAMESPACE=array_api_strict $(PY) -m pytest -q -p no:cacheprovider tests/chainrule tests/func tests/device
 
+# The grading pipeline end to end on the bundled sample class; prints the gradebook.
+demo: $(VENV)/.installed
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m autograder demo
+
 benchmark: $(VENV)/.installed
 	$(PY) benchmarks/benchmark.py
+
+benchmark-grading: $(VENV)/.installed
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) benchmarks/bench_autograde.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
