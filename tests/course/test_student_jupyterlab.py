@@ -1,7 +1,7 @@
 """The student's JupyterLab: starts on 127.0.0.1 in course/, nbgrader's Validate works, the
 create-assignment panel (and the other instructor panels) are disabled and locked.
 
-The command under test is the one documented in solutions/COURSE.md:
+The command under test is the one documented in README.md ("For students", and `make start`):
 
     JUPYTER_CONFIG_PATH="$PWD/course/.jupyter" .venv/bin/jupyter lab \
         --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=course
