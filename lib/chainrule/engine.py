@@ -16,7 +16,7 @@ class Node:
 
     next_functions = ()
     pre_hooks = ()      # functions of the output's gradient (Tensor.register_hook)
-    retained = None     # the non-leaf tensor whose .grad to fill (retain_grad)
+    retained = None     # a weak reference to the non-leaf tensor whose .grad to fill (retain_grad)
 
     def name(self):
         return type(self).__name__ + "Backward0"
@@ -116,8 +116,8 @@ def backpropagate(roots, grads, *, keep_graph=False, capture=None, rule=None, or
             result = hook(grad)
             if result is not None:
                 grad = result
-        if node.retained is not None:
-            tensor = node.retained
+        tensor = node.retained() if node.retained is not None else None
+        if tensor is not None:
             tensor.grad = grad if tensor.grad is None else tensor.grad + grad
         if needed is not None:
             if node in capture:

@@ -9,6 +9,8 @@ An op subclass states two things side by side:
 Inputs may be tensors or Python numbers (constants). ``backward`` returns one gradient per
 input, ``None`` where ``self.needs_input_grad[i]`` is false.
 """
+import weakref
+
 from . import engine
 from .grad_mode import state
 
@@ -80,13 +82,23 @@ class Function(engine.Node):
         self.inputs = tuple(a if i in to_save or not isinstance(a, Tensor) else None
                             for i, a in enumerate(args))
         saved = [a for a in self.inputs if isinstance(a, Tensor)]
-        if self.saves_output:
-            self.output = out
-            saved.append(out)
         self.saved = saved
         self.saved_versions = [t._version for t in saved]
+        if self.saves_output:
+            # The output's array, not the output: a node owning the tensor that owns it would
+            # be a reference cycle, left for the garbage collector instead of freed at once.
+            self._output_array = out._array
+            self._output_ref = weakref.ref(out)
         out._requires_grad = True
         out.grad_fn = self
+
+    @property
+    def output(self):
+        """The saved output, attached to this node again, so a recorded backward pass sees it."""
+        out = Tensor._make(self._output_array, self.backend)
+        out._requires_grad = True
+        out.grad_fn = self
+        return out
 
     def inputs_to_save(self, needs_input_grad):
         """The inputs whose values this backward pass will read (version-checked at backward)."""
@@ -104,14 +116,18 @@ class Function(engine.Node):
         for tensor, version in zip(self.saved, self.saved_versions):
             if tensor._version != version:
                 raise RuntimeError(_modified_message(tensor, version, self))
+        if self.saves_output:
+            out = self._output_ref()
+            if out is not None and out._version != 0:
+                raise RuntimeError(_modified_message(out, 0, self))
         return self.backward(grad)
 
     def release(self):
         # Tensors go; constants (the 0.1 of x * 0.1) stay, being part of the rule itself.
         self.inputs = tuple(None if isinstance(a, Tensor) else a for a in self.inputs)
-        self.output = None
-        if self.saved:  # a node that saved no tensor can run again, as in PyTorch
+        if self.saved or self.saves_output:  # a node that saved no tensor can run again, as in PyTorch
             self.saved = None
+            self._output_array = None
 
     def lead(self, grad):
         """How many batch axes lead the gradient (``is_grads_batched``: one per seed axis)."""

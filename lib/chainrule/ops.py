@@ -138,7 +138,10 @@ class Pow(Elementwise):
         a, b = self.inputs
         grad_a = grad_b = None
         if self.needs_input_grad[0]:
-            grad_a = grad * 0.0 if isinstance(b, (int, float)) and b == 0 else grad * b * a ** (b - 1)
+            if isinstance(b, (int, float)) and b in (0, 1, 2):  # common exponents, fewer passes
+                grad_a = grad * 0.0 if b == 0 else grad if b == 1 else grad * (a * 2.0)
+            else:
+                grad_a = grad * b * a ** (b - 1)
         if self.needs_input_grad[1]:
             grad_b = grad * self.output * (log(a) if isinstance(a, Tensor) else math.log(a))
         return grad_a, grad_b
@@ -221,8 +224,24 @@ class Sigmoid(Function):
         return 1.0 / (1.0 + xp.exp(-a))
 
     def backward(self, grad):
-        out = self.output
-        return (grad * out * (1.0 - out),)
+        return (SigmoidDerivative()(grad, self.output),)
+
+
+class SigmoidDerivative(Function):
+    """``grad * out * (1 - out)`` as one op: one temporary instead of three. It is an op of its
+    own, with its own backward, so that second derivatives through sigmoid still work."""
+    saves_inputs = (0, 1)
+
+    def forward(self, xp, grad, out):
+        slope = out * -1.0
+        slope += 1.0
+        slope *= out
+        return grad * slope
+
+    def backward(self, g):
+        grad, out = self.inputs
+        return (g * out * (1.0 - out) if self.needs_input_grad[0] else None,
+                g * grad * (1.0 - 2.0 * out) if self.needs_input_grad[1] else None)
 
 
 class Tanh(Function):
@@ -232,8 +251,23 @@ class Tanh(Function):
         return xp.tanh(a)
 
     def backward(self, grad):
-        out = self.output
-        return (grad * (1.0 - out * out),)
+        return (TanhDerivative()(grad, self.output),)
+
+
+class TanhDerivative(Function):
+    """``grad * (1 - out**2)`` as one op (see SigmoidDerivative)."""
+    saves_inputs = (0, 1)
+
+    def forward(self, xp, grad, out):
+        slope = out * out
+        slope *= -1.0
+        slope += 1.0
+        return grad * slope
+
+    def backward(self, g):
+        grad, out = self.inputs
+        return (g * (1.0 - out * out) if self.needs_input_grad[0] else None,
+                -2.0 * g * grad * out if self.needs_input_grad[1] else None)
 
 
 class Relu(Function):
@@ -319,7 +353,8 @@ class Mean(Sum):
         count = 1
         for d in self.dims:
             count *= self.shapes[0][d]
-        return (_expand_reduced(grad, self.shapes[0], self.dims, self.lead(grad)) / count,)
+        # Divide before expanding: the small gradient, not the full-size copy.
+        return (_expand_reduced(grad / count, self.shapes[0], self.dims, self.lead(grad)),)
 
 
 def _expand_reduced(grad, in_shape, dims, lead):
@@ -562,7 +597,12 @@ class Linear(Function):
         if message:
             raise RuntimeError(message)
         out = xp.matmul(x, xp.matrix_transpose(weight))
-        return out if bias is None else out + bias
+        if bias is not None:
+            if bias.dtype == out.dtype:
+                out += bias  # the product is a fresh array: add in place, no temporary
+            else:
+                out = out + bias
+        return out
 
     def backward(self, grad):
         x, weight = self.inputs[0], self.inputs[1]  # each kept only if the other needs a gradient

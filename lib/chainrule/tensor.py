@@ -1,5 +1,6 @@
 """``Tensor``: an array, where it came from (``grad_fn``) and where its gradient goes (``grad``)."""
 import operator
+import weakref
 
 from . import dtypes, engine
 from .grad_mode import state
@@ -24,7 +25,8 @@ class Tensor:
     _grad = None
     grad_fn = None
     _version = 0          # bumped by every in-place update; saved tensors check it
-    _accumulator = None   # the AccumulateGrad node of a leaf, made when first needed
+    _accumulator = None   # a weak reference to a leaf's AccumulateGrad node (the graph owns it)
+    _hooked_accumulator = None  # ... held strongly once a hook is registered on it
     _owned = False        # this gradient object is some leaf's .grad already
 
     # ------------------------------------------------------------------ construction
@@ -41,9 +43,11 @@ class Tensor:
             return (self.grad_fn, 0)
         if not self._requires_grad:
             return (None, 0)
-        if self._accumulator is None:
-            self._accumulator = engine.AccumulateGrad(self)
-        return (self._accumulator, 0)
+        node = None if self._accumulator is None else self._accumulator()
+        if node is None:
+            node = engine.AccumulateGrad(self)
+            self._accumulator = weakref.ref(node)
+        return (node, 0)
 
     # ------------------------------------------------------------------ autograd attributes
     @property
@@ -92,17 +96,21 @@ class Tensor:
         if not self._requires_grad:
             raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
         if self.grad_fn is not None:
-            self.grad_fn.retained = self
+            self.grad_fn.retained = weakref.ref(self)  # weak: no cycle through the graph
 
     @property
     def retains_grad(self):
-        return self.grad_fn is not None and self.grad_fn.retained is self
+        return self.grad_fn is not None and self.grad_fn.retained is not None \
+            and self.grad_fn.retained() is self
 
     def register_hook(self, hook):
         """Call ``hook(grad)`` when this tensor's gradient is computed; a returned tensor replaces it."""
         if not self._requires_grad:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
-        return self._edge()[0].register_prehook(hook)
+        node = self._edge()[0]
+        if self.grad_fn is None:
+            self._hooked_accumulator = node  # a leaf's hooks must outlive the graphs it is in
+        return node.register_prehook(hook)
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         from . import autograd
