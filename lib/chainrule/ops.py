@@ -629,9 +629,22 @@ class Linear(Function):
         if i == 2:
             return _reshape(grad, (batch, rows, out_features)).sum(dim=1) if rows != 1 else \
                 _reshape(grad, (batch, out_features))
-        if rows == 1:  # (batch, out, 1) * (batch, 1, in): one outer product per sample
-            return _reshape(grad, (batch, out_features, 1)) * _reshape(x, (batch, 1, in_features))
+        if rows == 1:  # one outer product per sample: its backprop signal times its input
+            return BatchedOuter()(_reshape(grad, (batch, out_features)), _reshape(x, (batch, in_features)))
         return _reshape(grad, (batch, rows, out_features)).mT @ _reshape(x, (batch, rows, in_features))
+
+
+class BatchedOuter(Function):
+    """``out[s] = outer(a[s], b[s])`` for each sample s: (batch, m) and (batch, n) -> (batch, m, n)."""
+    inputs_to_save = staticmethod(_each_needs_the_other)
+
+    def forward(self, xp, a, b):
+        return xp.reshape(a, (a.shape[0], a.shape[1], 1)) * xp.reshape(b, (b.shape[0], 1, b.shape[1]))
+
+    def backward(self, grad):
+        a, b = self.inputs
+        return ((grad * b.unsqueeze(-2)).sum(dim=-1) if self.needs_input_grad[0] else None,
+                (grad * a.unsqueeze(-1)).sum(dim=-2) if self.needs_input_grad[1] else None)
 
 
 def _no_per_sample_rule(node, why=""):

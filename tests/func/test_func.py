@@ -312,3 +312,13 @@ def test_second_pass_through_a_constant_product_reports_the_freed_graph():
     chainrule.autograd.grad(loss, [w])
     with pytest.raises(RuntimeError, match="backward through the graph a second time"):
         chainrule.autograd.grad(loss, [w])
+
+
+def test_batched_outer_product_is_differentiable():
+    """The per-sample rule of Linear is an op of its own; its gradients pass gradcheck."""
+    from chainrule.ops import BatchedOuter
+    a = chainrule.tensor(RNG.standard_normal((4, 3)), requires_grad=True)
+    b = chainrule.tensor(RNG.standard_normal((4, 2)), requires_grad=True)
+    out = BatchedOuter()(a, b)
+    assert_close(out, np.einsum("si,sj->sij", to_numpy(a.detach()), to_numpy(b.detach())), rtol=1e-14, atol=0)
+    assert chainrule.autograd.gradcheck(lambda x, y: BatchedOuter()(x, y), [a, b])
