@@ -115,6 +115,9 @@ def test_static_scan_labels():
     assert scan("x = signal.sum(0)") == []                 # a variable called signal is fine
     assert "threads/signals/processes/sockets" in scan("import threading")
     assert scan("w.grad = None\nparam.data -= lr * g") == []
+    assert scan("weights = checks.torch_balance_step(model)") == [
+        "calls the course's checks, whose references are the answers"]
+    assert scan("x = problems.lesson4_features()") == []     # the lesson's data is fair to use
 
 
 def test_names_urls_and_report_labels():
