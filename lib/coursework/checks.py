@@ -771,17 +771,18 @@ def torch_pinn_terms(weights=None, points=None):
     points = problems.lesson5_points() if points is None else points
     h = problems.LESSON5_HIDDEN
     net = torch.nn.Sequential(torch.nn.Linear(1, h), torch.nn.Tanh(), torch.nn.Linear(h, 1)).double()
+    f64 = torch.float64
     with torch.no_grad():
         for name, p in net.named_parameters():
-            p.copy_(torch.tensor(weights[name]))
-    xi = torch.tensor(points["interior"], requires_grad=True)
+            p.copy_(torch.tensor(np.asarray(weights[name], dtype=float)))
+    xi = torch.tensor(points["interior"], dtype=f64, requires_grad=True)
     u = net(xi)
     du = torch.autograd.grad(u.sum(), xi, create_graph=True)[0]
     d2u = torch.autograd.grad(du.sum(), xi, create_graph=True)[0]
-    f = torch.tensor(problems.lesson5_source(points["interior"]))
+    f = torch.tensor(problems.lesson5_source(points["interior"]), dtype=f64)
     interior = ((-d2u - f) ** 2).mean()
-    dirichlet = (net(torch.tensor(points["dirichlet"])) ** 2).mean()
-    xn = torch.tensor(points["neumann"], requires_grad=True)
+    dirichlet = (net(torch.tensor(points["dirichlet"], dtype=f64)) ** 2).mean()
+    xn = torch.tensor(points["neumann"], dtype=f64, requires_grad=True)
     dun = torch.autograd.grad(net(xn).sum(), xn, create_graph=True)[0]
     neumann = ((dun - problems.LESSON5_NEUMANN_VALUE) ** 2).mean()
     return net, [interior, dirichlet, neumann]

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from . import problems
+from . import checks, problems
 
 # ----------------------------------------------------------------------------- lessons 1 and 2
 #   a = x + 2*y,  b = a + z/2
@@ -219,26 +219,7 @@ LESSON5_TERMS = ("interior", "Dirichlet", "Neumann")
 
 def lesson5_terms(weights=None, points=None):
     """The physics-informed network (float64) and its three loss terms [interior, Dirichlet, Neumann]."""
-    import torch
-
-    weights = problems.lesson5_weights() if weights is None else weights
-    points = problems.lesson5_points() if points is None else points
-    h = problems.LESSON5_HIDDEN
-    net = torch.nn.Sequential(torch.nn.Linear(1, h), torch.nn.Tanh(), torch.nn.Linear(h, 1)).double()
-    with torch.no_grad():
-        for name, p in net.named_parameters():
-            p.copy_(torch.tensor(np.asarray(weights[name], dtype=float)))
-    xi = torch.tensor(points["interior"], dtype=torch.float64, requires_grad=True)
-    u = net(xi)
-    du = torch.autograd.grad(u.sum(), xi, create_graph=True)[0]
-    d2u = torch.autograd.grad(du.sum(), xi, create_graph=True)[0]
-    f = torch.tensor(problems.lesson5_source(points["interior"]), dtype=torch.float64)
-    interior = ((-d2u - f) ** 2).mean()
-    dirichlet = (net(torch.tensor(points["dirichlet"], dtype=torch.float64)) ** 2).mean()
-    xn = torch.tensor(points["neumann"], dtype=torch.float64, requires_grad=True)
-    dun = torch.autograd.grad(net(xn).sum(), xn, create_graph=True)[0]
-    neumann = ((dun - problems.LESSON5_NEUMANN_VALUE) ** 2).mean()
-    return net, [interior, dirichlet, neumann]
+    return checks.torch_pinn_terms(weights, points)
 
 
 def lesson5_term_grads(weights=None, points=None) -> dict:
