@@ -11,6 +11,7 @@ import pwd
 import secrets
 import shutil
 import sys
+import threading
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -252,6 +253,12 @@ def execute(nb: nbformat.NotebookNode, tests: dict[str, str], limits: Limits,
             except Exception:
                 pass
 
+    # A last resort outside the event loop: if cancelling a notebook that overran its time limit
+    # itself hangs (a coroutine waiting on a silent kernel), kill the kernel, so every await on
+    # it fails and the submission is recorded (as a 0) instead of stalling the class.
+    watchdog = threading.Timer(limits.notebook_timeout + 60.0, _kill_kernel, args=(km, result))
+    watchdog.daemon = True
+    watchdog.start()
     try:
         asyncio.run(run())
         for idx, dropped in client.truncated.items():
@@ -263,7 +270,18 @@ def execute(nb: nbformat.NotebookNode, tests: dict[str, str], limits: Limits,
                 fh.seek(max(0, os.path.getsize(log_path) - 2000))
                 result.kernel_log = fh.read().decode("utf-8", "replace")
     finally:
+        watchdog.cancel()
         shutil.rmtree(private, ignore_errors=True)
         shutil.rmtree(sandbox, ignore_errors=True)
     result.seconds = time.monotonic() - start
     return result
+
+
+def _kill_kernel(km, result) -> None:
+    process = getattr(getattr(km, "provisioner", None), "process", None)
+    if process is not None and process.poll() is None:
+        result.events.append("kernel killed: the notebook did not stop after its time limit")
+        try:
+            process.kill()
+        except OSError:
+            pass
