@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import hashlib
 import hmac
 import json
@@ -25,12 +26,15 @@ from nbclient.exceptions import DeadKernelError
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BEGIN_SOURCE = '__import__("sys").audit("autograder.begin")'
 TEST_STUB = '__import__("sys").audit("autograder.test", {grade_id!r})'
+KERNEL_COMMAND = [sys.executable, "-m", "autograder.grading.kernel"]
+WATCHDOG_SLACK = 60.0   # seconds past the notebook limit before the kernel is killed from outside
 
 
 @dataclass
 class Limits:
     cell_timeout: float = 30.0          # seconds per cell, then the kernel is interrupted
     notebook_timeout: float = 300.0     # seconds for the whole notebook, then the kernel is killed
+    startup_timeout: float = 120.0      # seconds for the kernel to answer its first message
     memory_mb: int = 3072               # address space of the kernel (torch needs ~1.5 GiB of it)
     cpu_seconds: int = 600
     file_mb: int = 64
@@ -220,7 +224,7 @@ def execute(nb: nbformat.NotebookNode, tests: dict[str, str], limits: Limits,
 
     km = AsyncKernelManager()
     km._kernel_spec = KernelSpec(
-        argv=[sys.executable, "-m", "autograder.grading.kernel", "--spec", spec_path, "-f", "{connection_file}"],
+        argv=[*KERNEL_COMMAND, "--spec", spec_path, "-f", "{connection_file}"],
         display_name=kernel_display, language="python",
         env={"PYTHONPATH": REPO_ROOT},
     )
@@ -230,7 +234,7 @@ def execute(nb: nbformat.NotebookNode, tests: dict[str, str], limits: Limits,
         error_on_timeout={"ename": "CellTimeoutError",
                           "evalue": f"cell did not finish in {limits.cell_timeout:g} s (interrupted)",
                           "traceback": [f"CellTimeoutError: cell did not finish in {limits.cell_timeout:g} s"]},
-        startup_timeout=120, record_timing=False, shutdown_kernel="immediate",
+        startup_timeout=limits.startup_timeout, record_timing=False, shutdown_kernel="immediate",
         resources={"metadata": {"path": sandbox}},
         cell_cap=limits.output_cell_bytes, total_cap=limits.output_total_bytes,
     )
@@ -256,7 +260,7 @@ def execute(nb: nbformat.NotebookNode, tests: dict[str, str], limits: Limits,
     # A last resort outside the event loop: if cancelling a notebook that overran its time limit
     # itself hangs (a coroutine waiting on a silent kernel), kill the kernel, so every await on
     # it fails and the submission is recorded (as a 0) instead of stalling the class.
-    watchdog = threading.Timer(limits.notebook_timeout + 60.0, _kill_kernel, args=(km, result))
+    watchdog = threading.Timer(limits.notebook_timeout + WATCHDOG_SLACK, _kill_kernel, args=(km, result))
     watchdog.daemon = True
     watchdog.start()
     try:
@@ -271,6 +275,8 @@ def execute(nb: nbformat.NotebookNode, tests: dict[str, str], limits: Limits,
                 result.kernel_log = fh.read().decode("utf-8", "replace")
     finally:
         watchdog.cancel()
+        # nbclient leaves this behind when the kernel never started; the kernel is gone either way.
+        atexit.unregister(client._cleanup_kernel)
         shutil.rmtree(private, ignore_errors=True)
         shutil.rmtree(sandbox, ignore_errors=True)
     result.seconds = time.monotonic() - start

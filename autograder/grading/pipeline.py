@@ -10,10 +10,8 @@ crashed worker costs one job (recorded as such, with a flag), never the class.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import datetime as dt
 import json
-import multiprocessing
 import os
 import shutil
 import time
@@ -23,8 +21,10 @@ from dataclasses import asdict
 import nbformat
 
 from .assignment import AssignmentSpec, load_assignment
+from .execute import WATCHDOG_SLACK as execute_watchdog_slack
 from .execute import Limits, execute
 from .preflight import prepare
+from .workers import run_jobs
 from .workspace import Workspace
 
 
@@ -133,11 +133,19 @@ def grade_one(job: dict) -> dict:
     return result
 
 
-def _crashed(job: dict, why: str) -> dict:
+def job_deadline(job: dict) -> float:
+    """Seconds after which a job's worker is presumed stuck: every notebook at its limits, and slack."""
+    limits = Limits(**job["limits"])
+    per_notebook = limits.startup_timeout + limits.notebook_timeout + execute_watchdog_slack + 60.0
+    return 60.0 + per_notebook * len(job["spec"].notebooks)
+
+
+def _crashed(job: dict, why: str, stacks: str = "") -> dict:
     spec: AssignmentSpec = job["spec"]
     return {"student": job["student"], "assignment": spec.name, "max_score": spec.max_score(), "score": 0.0,
             "flagged": True, "seconds": 0.0,
             "notebooks": {nb.name: {"file_used": None, "notebook": None, "events": [why], "seconds": 0.0,
+                                    "grader_stacks": stacks,
                                     "cells": {g: {"max": c.points, "score": 0.0, "status": "grader crashed",
                                                   "error": None} for g, c in nb.tests.items()},
                                     "flags": [["review", why]]} for nb in spec.notebooks}}
@@ -213,28 +221,12 @@ def autograde(ws: Workspace, assignment: str | None = None, student: str | None 
             progress(f"  {res['student']:>14} {res['assignment']:<28} {res['score']:5.1f}/{res['max_score']:<5.1f}"
                      f" {res['seconds']:6.1f}s" + (f"  FLAGGED ({nb_flags})" if res["flagged"] else ""))
 
-        if workers <= 1:
-            for job in jobs:
-                done(grade_one(job))
-        else:
-            pending = list(jobs)
-            attempts: dict[int, int] = {}
-            while pending:
-                ctx = multiprocessing.get_context("spawn")
-                retry = []
-                with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                    futs = {pool.submit(grade_one, job): job for job in pending}
-                    for fut in cf.as_completed(futs):
-                        job = futs[fut]
-                        try:
-                            done(fut.result())
-                        except Exception as exc:  # a worker process died: retry once, then record
-                            key = id(job)
-                            attempts[key] = attempts.get(key, 0) + 1
-                            if attempts[key] < 2:
-                                retry.append(job)
-                            else:
-                                done(_crashed(job, f"grader worker crashed twice: {type(exc).__name__}: {exc}"))
-                pending = retry
+        def failed(job, failure):
+            why = failure.reason if len(failure.tries) < 2 else \
+                f"{failure.reason}; earlier try: {failure.tries[0]}"
+            done(_crashed(job, why, failure.stacks))
+
+        run_jobs(jobs, grade_one, max(1, workers), deadline=job_deadline, on_result=lambda job, res: done(res),
+                 on_failure=failed)
     progress(f"graded {len(results)} submission(s) in {time.monotonic() - t0:.1f} s with {workers} worker(s)")
     return results
