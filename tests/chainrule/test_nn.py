@@ -1,5 +1,7 @@
 """chainrule.nn / nn.functional / optim against torch.nn / torch.optim (float64)."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -186,6 +188,42 @@ def test_mse_loss(reduction):
         res.append((l1, l2, x.grad))
     for c, t in zip(*res):
         assert_same(c, t)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("target_shape", [(4, 3), (3,)])
+def test_mse_loss_is_one_node_with_both_gradients_and_second_order(reduction, target_shape):
+    rng = np.random.default_rng(7)
+    a, b = rng.standard_normal((4, 3)), rng.standard_normal(target_shape)
+    res = []
+    for lib in (chainrule, torch):
+        x = lib.tensor(a, requires_grad=True)
+        y = lib.tensor(b, requires_grad=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the broadcast target warns, in both libraries
+            loss = lib.nn.functional.mse_loss(x, y, reduction=reduction)
+        assert loss.grad_fn.name() == "MseLossBackward0"
+        gx, gy = lib.autograd.grad(loss, (x, y), create_graph=True)
+        (gxx,) = lib.autograd.grad((gx * gx).sum() + (gy ** 3).sum(), (x,))
+        res.append((loss, gx, gy, gxx))
+    for c, t in zip(*res):
+        assert_same(c, t)
+    x = chainrule.tensor(a, requires_grad=True)
+    y = chainrule.tensor(b, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert chainrule.autograd.gradcheck(lambda u, v: F.mse_loss(u, v, reduction=reduction), (x, y))
+
+
+def test_mse_loss_with_batched_seeds_matches_separate_backward_passes():
+    rng = np.random.default_rng(8)
+    x = chainrule.tensor(rng.standard_normal((2, 3)), requires_grad=True)
+    y = chainrule.tensor(rng.standard_normal((2, 3)))
+    seeds = chainrule.tensor([1.0, -2.0, 0.5], dtype=chainrule.float64)
+    (batched,) = chainrule.autograd.grad(F.mse_loss(x, y), (x,), seeds, is_grads_batched=True)
+    for k in range(3):
+        (single,) = chainrule.autograd.grad(F.mse_loss(x, y), (x,), seeds[k])
+        np.testing.assert_allclose(batched[k].numpy(), single.numpy(), rtol=1e-12)
 
 
 def test_mse_loss_default_is_mean():

@@ -15,11 +15,8 @@ def mse_loss(input, target, reduction="mean"):  # noqa: A002
         warnings.warn(f"Using a target size ({target.shape}) that is different to the input size "
                       f"({input.shape}). This will likely lead to incorrect results due to "
                       "broadcasting. Please ensure they have the same size.", stacklevel=2)
-    squared = (input - target) ** 2
-    if reduction == "mean":
-        return squared.mean()
-    if reduction == "sum":
-        return squared.sum()
+    if reduction in ("mean", "sum"):
+        return ops.mse_loss(input, target, reduction)
     if reduction == "none":
-        return squared
+        return (input - target) ** 2
     raise ValueError(f"{reduction} is not a valid value for reduction")
