@@ -27,8 +27,7 @@ def _seeds(outputs, grad_outputs, is_grads_batched=False):
         if seed is None:
             if output.numel() != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
-            from .creation import ones_like
-            seed = ones_like(output)
+            seed = Tensor._make(output._backend.xp.ones_like(output._array), output._backend)
         elif not isinstance(seed, Tensor):
             from .creation import tensor
             seed = tensor(seed, dtype=output.dtype, device=output.device)

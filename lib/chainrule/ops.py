@@ -32,6 +32,13 @@ def _reshape(tensor, shape):
     return tensor if tuple(tensor._array.shape) == tuple(shape) else Reshape(tuple(shape))(tensor)
 
 
+def _matrix_transpose(tensor):
+    """``tensor.mT`` for the rules, which know their axes are valid."""
+    dims = list(range(tensor._array.ndim))
+    dims[-2], dims[-1] = dims[-1], dims[-2]
+    return Transpose(tuple(dims))(tensor)
+
+
 def _each_needs_the_other(needs_input_grad):
     """For a product: input 0's gradient reads input 1 and vice versa."""
     return [j for j, i in ((0, 1), (1, 0)) if needs_input_grad[i]]
@@ -259,10 +266,10 @@ class TanhDerivative(Function):
     saves_inputs = (0, 1)
 
     def forward(self, xp, grad, out):
-        slope = out * out
-        slope *= -1.0
-        slope += 1.0
-        return grad * slope
+        # grad - grad * out**2: three passes over the data, and one temporary
+        damped = grad * out
+        damped *= out
+        return grad - damped
 
     def backward(self, g):
         grad, out = self.inputs
@@ -378,8 +385,10 @@ class MseLoss(Elementwise):
         count = math.prod(self.broadcast_shape())
         scale = 2.0 / count if self.reduction == "mean" else 2.0
         lead = self.lead(grad)
-        seed = _reshape(grad * scale, tuple(grad._array.shape[:lead]) + (1,) * len(self.broadcast_shape()))
-        grad_input = seed * (input - target)
+        seed = grad * scale
+        if lead:  # one seed per leading axis: line them up with the elements they scale
+            seed = _reshape(seed, tuple(grad._array.shape[:lead]) + (1,) * len(self.broadcast_shape()))
+        grad_input = (input - target) * seed
         return (grad_input if self.needs_input_grad[0] else None,
                 -grad_input if self.needs_input_grad[1] else None)
 
@@ -650,10 +659,10 @@ class Linear(Function):
         grad_x = grad @ weight if self.needs_input_grad[0] else None
         grad_w = None
         if self.needs_input_grad[1]:
-            grad_w = grad_rows.mT @ _reshape(x, (rows, in_features))
+            grad_w = _matrix_transpose(grad_rows) @ _reshape(x, (rows, in_features))
         grad_b = None
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
-            grad_b = grad_rows.sum(dim=-2)
+            grad_b = Sum((lead,), False)(grad_rows)  # over the rows, which follow the lead axes
         return grad_x, grad_w, grad_b
 
     def per_sample_backward(self, grad, i):

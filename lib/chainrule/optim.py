@@ -37,4 +37,4 @@ class SGD(Optimizer):
                 previous = self.velocity[i]
                 update = update.clone() if previous is None else previous * self.momentum + update
                 self.velocity[i] = update
-            p -= self.lr * update
+            p.sub_(update, alpha=self.lr)

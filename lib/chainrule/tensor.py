@@ -339,14 +339,14 @@ class Tensor:
             raise RuntimeError("chainrule does not record in-place operations on tensors that are "
                                "part of a graph; write `y = y + x` instead of `y += x`.")
 
-    def _inplace(self, other, update):
-        """Apply ``update(array, other)``, which changes the array itself, and bump the version."""
+    def _inplace(self, other, update, alpha=1):
+        """Apply ``update(array, alpha * other)``, which changes the array itself, and bump the version."""
         self._check_inplace()
         if isinstance(other, Tensor):
             other = other._array
             if other.dtype != self._array.dtype:
                 other = self._backend.xp.astype(other, self._array.dtype)
-        update(self._array, other)
+        update(self._array, other if alpha == 1 else other * alpha)
         self._version += 1
         return self
 
@@ -363,10 +363,10 @@ class Tensor:
         return self._inplace(other, operator.itruediv)
 
     def add_(self, other, alpha=1):
-        return self._inplace(other if alpha == 1 else other * alpha, operator.iadd)
+        return self._inplace(other, operator.iadd, alpha)
 
     def sub_(self, other, alpha=1):
-        return self._inplace(other if alpha == 1 else other * alpha, operator.isub)
+        return self._inplace(other, operator.isub, alpha)
 
     def mul_(self, other):
         return self._inplace(other, operator.imul)
