@@ -84,12 +84,17 @@ def _backward_with(node, grad, per_sample_slots, unneeded_slots, per_sample_back
     if not per_sample_slots and not unneeded_slots:
         return node.apply(grad)
     needs = node.needs_input_grad
-    node.needs_input_grad = [need and i not in per_sample_slots and i not in unneeded_slots
-                             for i, need in enumerate(needs)]
-    try:
-        grads = list(node.apply(grad))
-    finally:
-        node.needs_input_grad = needs
+    batch_needs = [need and i not in per_sample_slots and i not in unneeded_slots
+                   for i, need in enumerate(needs)]
+    if any(batch_needs):
+        node.needs_input_grad = batch_needs
+        try:
+            grads = list(node.apply(grad))
+        finally:
+            node.needs_input_grad = needs
+    else:  # only parameters want a gradient here (a first layer): no ordinary backward at all
+        node.check_saved()
+        grads = [None] * len(needs)
     for i in per_sample_slots:
         grads[i] = per_sample_backward(grad, i)
     return grads
@@ -103,7 +108,7 @@ def _per_sample_objective(output, targets, loss_fn, batch):
                 f"per_sample_grad without loss_fn differentiates the model's output, which must "
                 f"have one element per sample: got shape {tuple(output.shape)} for a batch of "
                 f"{batch}. Pass loss_fn=... (and targets) to differentiate a loss instead.")
-        return output, ones_like(output)
+        return output, Tensor._make(output._backend.xp.ones_like(output._array), output._backend)
     reduction = getattr(loss_fn, "reduction", None)
     if reduction is not None:
         loss = loss_fn(output, targets)

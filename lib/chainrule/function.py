@@ -66,22 +66,29 @@ class Function(engine.Node):
         for a in args:
             if isinstance(a, Tensor):
                 edges.append(a._edge())
-                shapes.append(a._array.shape)
-                dtypes.append(a._array.dtype)
+                array = a._array
+                shapes.append(array.shape)
+                dtypes.append(array.dtype)
             else:
                 edges.append((None, 0))
                 shapes.append(())
                 dtypes.append(None)
         self.next_functions = tuple(edges)
-        self.needs_input_grad = [fn is not None for fn, _ in edges]
+        self.needs_input_grad = needs = [fn is not None for fn, _ in edges]
         self.shapes = shapes
         self.dtypes = dtypes
         self.out_shape = out._array.shape
         # Keep what the backward pass reads and nothing more: unsaved tensors may be freed.
-        to_save = self.inputs_to_save(self.needs_input_grad)
-        self.inputs = tuple(a if i in to_save or not isinstance(a, Tensor) else None
-                            for i, a in enumerate(args))
-        saved = [a for a in self.inputs if isinstance(a, Tensor)]
+        to_save = self.inputs_to_save(needs)
+        inputs, saved = [], []
+        for i, a in enumerate(args):
+            if isinstance(a, Tensor):
+                if i in to_save:
+                    saved.append(a)
+                else:
+                    a = None
+            inputs.append(a)
+        self.inputs = inputs
         self.saved = saved
         self.saved_versions = [t._version for t in saved]
         if self.saves_output:
@@ -111,6 +118,11 @@ class Function(engine.Node):
         raise NotImplementedError
 
     def apply(self, grad):
+        self.check_saved()
+        return self.backward(grad)
+
+    def check_saved(self):
+        """Raise if what the backward pass reads was freed, or changed in place since."""
         if self.saved is None:
             raise RuntimeError(FREED)
         for tensor, version in zip(self.saved, self.saved_versions):
@@ -120,12 +132,11 @@ class Function(engine.Node):
             out = self._output_ref()
             if out is not None and out._version != 0:
                 raise RuntimeError(_modified_message(out, 0, self))
-        return self.backward(grad)
 
     def release(self):
-        # Tensors go; constants (the 0.1 of x * 0.1) stay, being part of the rule itself.
-        self.inputs = tuple(None if isinstance(a, Tensor) else a for a in self.inputs)
         if self.saved or self.saves_output:  # a node that saved no tensor can run again, as in PyTorch
+            # Tensors go; constants (the 0.1 of x * 0.1) stay, being part of the rule itself.
+            self.inputs = [None if isinstance(a, Tensor) else a for a in self.inputs]
             self.saved = None
             self._output_array = None
 

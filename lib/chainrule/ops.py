@@ -228,7 +228,9 @@ class Sigmoid(Function):
     saves_output = True
 
     def forward(self, xp, a):
-        return 1.0 / (1.0 + xp.exp(-a))
+        denominator = xp.exp(-a)
+        denominator += 1.0
+        return 1.0 / denominator
 
     def backward(self, grad):
         return (SigmoidDerivative()(grad, self.output),)
@@ -641,7 +643,7 @@ class Linear(Function):
         message = _matmul_message(x.shape, weight.shape[::-1])
         if message:
             raise RuntimeError(message)
-        out = xp.matmul(x, xp.matrix_transpose(weight))
+        out = xp.matmul(x, weight.T)  # a weight is a matrix: (out_features, in_features)
         if bias is not None:
             if bias.dtype == out.dtype:
                 out += bias  # the product is a fresh array: add in place, no temporary
@@ -684,7 +686,7 @@ class BatchedOuter(Function):
     inputs_to_save = staticmethod(_each_needs_the_other)
 
     def forward(self, xp, a, b):
-        return xp.reshape(a, (a.shape[0], a.shape[1], 1)) * xp.reshape(b, (b.shape[0], 1, b.shape[1]))
+        return a[:, :, None] * b[:, None, :]
 
     def backward(self, grad):
         a, b = self.inputs
