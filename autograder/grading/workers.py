@@ -123,7 +123,10 @@ def run_jobs(jobs: list[dict], task: Callable[[dict], dict], workers: int,
                 if worker.job is None and pending:
                     worker.job = pending.pop(0)
                     worker.started = time.monotonic()
-                    worker.conn.send(jobs[worker.job])
+                    try:
+                        worker.conn.send(jobs[worker.job])
+                    except OSError:
+                        pass  # the worker is dead: its sentinel says so below, and the job is retried
             busy = [w for w in pool if w.job is not None]
             ready = multiprocessing.connection.wait([w.conn for w in busy] + [w.process.sentinel for w in busy],
                                                     timeout=poll)
