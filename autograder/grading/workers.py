@@ -117,7 +117,8 @@ def run_jobs(jobs: list[dict], task: Callable[[dict], dict], workers: int,
 
     try:
         while pending or any(w.job is not None for w in pool):
-            while pending and len(pool) < min(workers, len(pending) + sum(w.job is not None for w in pool)):
+            wanted = min(workers, len(pending) + sum(w.job is not None for w in pool))
+            while len(pool) < wanted:
                 pool.append(start_worker())
             for worker in pool:
                 if worker.job is None and pending:
