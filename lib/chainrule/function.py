@@ -65,8 +65,8 @@ class Function(engine.Node):
         edges, shapes, dtypes = [], [], []
         for a in args:
             if isinstance(a, Tensor):
-                edges.append(a._edge())
                 array = a._array
+                edges.append((a.grad_fn, 0) if a.grad_fn is not None else a._edge())
                 shapes.append(array.shape)
                 dtypes.append(array.dtype)
             else:
@@ -80,16 +80,14 @@ class Function(engine.Node):
         self.out_shape = out._array.shape
         # Keep what the backward pass reads and nothing more: unsaved tensors may be freed.
         to_save = self.inputs_to_save(needs)
-        inputs, saved = [], []
+        self.inputs = inputs = list(args)
+        self.saved = saved = []
         for i, a in enumerate(args):
             if isinstance(a, Tensor):
                 if i in to_save:
                     saved.append(a)
                 else:
-                    a = None
-            inputs.append(a)
-        self.inputs = inputs
-        self.saved = saved
+                    inputs[i] = None
         self.saved_versions = [t._version for t in saved]
         if self.saves_output:
             # The output's array, not the output: a node owning the tensor that owns it would
