@@ -3,7 +3,8 @@
     python benchmarks/benchmark.py            # everything that runs on the CPU
     python benchmarks/benchmark.py core func  # chosen sections (core, func, cuda)
 
-Each figure is the best of several repeats (the least disturbed by other work on the machine).
+Each figure is the best of several repeats (the least disturbed by other work on the machine);
+chainrule and PyTorch alternate rounds, so that a busy spell falls on both of them.
 """
 import argparse
 import time
