@@ -1,5 +1,6 @@
 """The autograd front end: ``backward``, ``grad`` and ``gradcheck``, over the graph engine."""
 from . import engine
+from .creation import ones_like
 from .grad_mode import set_grad_enabled
 from .tensor import Tensor
 
@@ -27,7 +28,7 @@ def _seeds(outputs, grad_outputs, is_grads_batched=False):
         if seed is None:
             if output.numel() != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
-            seed = Tensor._make(output._backend.xp.ones_like(output._array), output._backend)
+            seed = ones_like(output)
         elif not isinstance(seed, Tensor):
             from .creation import tensor
             seed = tensor(seed, dtype=output.dtype, device=output.device)

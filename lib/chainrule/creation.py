@@ -68,18 +68,20 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
     return _finish(array, backend, requires_grad)
 
 
-def _like(function, like, dtype, device, requires_grad):
+def _like(function, xp_function, like, dtype, device, requires_grad):
+    if dtype is None and device is None:  # the same dtype and device: one call to the array library
+        return _finish(xp_function(like._backend.xp)(like._array), like._backend, requires_grad)
     return function(*like._array.shape, dtype=like.dtype if dtype is None else dtype,
                     device=like._backend.device if device is None else device,
                     requires_grad=requires_grad)
 
 
 def zeros_like(input, dtype=None, device=None, requires_grad=False):  # noqa: A002
-    return _like(zeros, input, dtype, device, requires_grad)
+    return _like(zeros, lambda xp: xp.zeros_like, input, dtype, device, requires_grad)
 
 
 def ones_like(input, dtype=None, device=None, requires_grad=False):  # noqa: A002
-    return _like(ones, input, dtype, device, requires_grad)
+    return _like(ones, lambda xp: xp.ones_like, input, dtype, device, requires_grad)
 
 
 def full_like(input, fill_value, dtype=None, device=None, requires_grad=False):  # noqa: A002

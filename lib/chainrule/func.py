@@ -108,7 +108,7 @@ def _per_sample_objective(output, targets, loss_fn, batch):
                 f"per_sample_grad without loss_fn differentiates the model's output, which must "
                 f"have one element per sample: got shape {tuple(output.shape)} for a batch of "
                 f"{batch}. Pass loss_fn=... (and targets) to differentiate a loss instead.")
-        return output, Tensor._make(output._backend.xp.ones_like(output._array), output._backend)
+        return output, ones_like(output)
     reduction = getattr(loss_fn, "reduction", None)
     if reduction is not None:
         loss = loss_fn(output, targets)

@@ -32,13 +32,6 @@ def _reshape(tensor, shape):
     return tensor if tuple(tensor._array.shape) == tuple(shape) else Reshape(tuple(shape))(tensor)
 
 
-def _matrix_transpose(tensor):
-    """``tensor.mT`` for the rules, which know their axes are valid."""
-    dims = list(range(tensor._array.ndim))
-    dims[-2], dims[-1] = dims[-1], dims[-2]
-    return Transpose(tuple(dims))(tensor)
-
-
 def _each_needs_the_other(needs_input_grad):
     """For a product: input 0's gradient reads input 1 and vice versa."""
     return [j for j, i in ((0, 1), (1, 0)) if needs_input_grad[i]]
@@ -384,12 +377,12 @@ class MseLoss(Elementwise):
 
     def local_grads(self, grad):
         input, target = self.inputs
-        count = math.prod(self.broadcast_shape())
-        scale = 2.0 / count if self.reduction == "mean" else 2.0
+        shape = self.broadcast_shape()
+        scale = 2.0 / math.prod(shape) if self.reduction == "mean" else 2.0
         lead = self.lead(grad)
         seed = grad * scale
         if lead:  # one seed per leading axis: line them up with the elements they scale
-            seed = _reshape(seed, tuple(grad._array.shape[:lead]) + (1,) * len(self.broadcast_shape()))
+            seed = _reshape(seed, tuple(grad._array.shape[:lead]) + (1,) * len(shape))
         grad_input = (input - target) * seed
         return (grad_input if self.needs_input_grad[0] else None,
                 -grad_input if self.needs_input_grad[1] else None)
@@ -661,7 +654,7 @@ class Linear(Function):
         grad_x = grad @ weight if self.needs_input_grad[0] else None
         grad_w = None
         if self.needs_input_grad[1]:
-            grad_w = _matrix_transpose(grad_rows) @ _reshape(x, (rows, in_features))
+            grad_w = grad_rows.mT @ _reshape(x, (rows, in_features))
         grad_b = None
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
             grad_b = Sum((lead,), False)(grad_rows)  # over the rows, which follow the lead axes
@@ -858,6 +851,16 @@ def permute(a, *dims):
     if sorted(d % a.ndim for d in dims) != list(range(a.ndim)):
         raise RuntimeError(f"permute(): dims {list(dims)} do not match the tensor's {a.ndim} dimensions")
     return Permute(tuple(d % a.ndim for d in dims))(a)
+
+
+def matrix_transpose(a):
+    """``a.mT``: the last two axes swapped (the hot path of matrix rules: no axis checks to redo)."""
+    if a.ndim < 2:
+        raise RuntimeError(f"tensor.mT is only supported on matrices or batches of matrices. "
+                           f"Got {a.ndim}-D tensor.")
+    dims = list(range(a.ndim))
+    dims[-2], dims[-1] = dims[-1], dims[-2]
+    return Transpose(tuple(dims))(a)
 
 
 def transpose(a, dim0, dim1):

@@ -472,7 +472,7 @@ class Tensor:
 
     @property
     def mT(self):
-        return ops.transpose(self, -2, -1)
+        return ops.matrix_transpose(self)
 
     def unsqueeze(self, dim):
         return ops.unsqueeze(self, dim)

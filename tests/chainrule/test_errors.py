@@ -246,3 +246,7 @@ def test_inplace_on_tensor_backward_does_not_need_is_allowed():
             w -= 0.1
         y.backward()
         np.testing.assert_allclose(to_numpy(w.grad), [2.0, 2.0])
+
+
+def test_mT_of_a_vector():
+    both_raise(lambda lib: lib.ones(3).mT, "tensor.mT is only supported on matrices or batches of matrices")

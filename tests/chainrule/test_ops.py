@@ -311,6 +311,13 @@ def test_T(shape, seed):
     run(lambda lib, x: x.T, rng.standard_normal(shape), rng=rng)
 
 
+@SETTINGS
+@given(shape=hnp.array_shapes(min_dims=2, max_dims=4, max_side=3), seed=seeds)
+def test_mT(shape, seed):
+    rng = np.random.default_rng(seed)
+    run(lambda lib, x: x.mT, rng.standard_normal(shape), rng=rng)
+
+
 @pytest.mark.parametrize("form", ["varargs", "tuple", "function", "negative"])
 @SETTINGS
 @given(shape=hnp.array_shapes(min_dims=1, max_dims=4, max_side=3), data=st.data(), seed=seeds)
