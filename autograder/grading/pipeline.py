@@ -21,8 +21,7 @@ from dataclasses import asdict
 import nbformat
 
 from .assignment import AssignmentSpec, load_assignment
-from .execute import WATCHDOG_SLACK as execute_watchdog_slack
-from .execute import Limits, execute
+from .execute import WATCHDOG_SLACK, Limits, execute
 from .preflight import prepare
 from .workers import run_jobs
 from .workspace import Workspace
@@ -136,7 +135,7 @@ def grade_one(job: dict) -> dict:
 def job_deadline(job: dict) -> float:
     """Seconds after which a job's worker is presumed stuck: every notebook at its limits, and slack."""
     limits = Limits(**job["limits"])
-    per_notebook = limits.startup_timeout + limits.notebook_timeout + execute_watchdog_slack + 60.0
+    per_notebook = limits.startup_timeout + limits.notebook_timeout + WATCHDOG_SLACK + 60.0
     return 60.0 + per_notebook * len(job["spec"].notebooks)
 
 

@@ -132,17 +132,18 @@ def run_jobs(jobs: list[dict], task: Callable[[dict], dict], workers: int,
             ready = multiprocessing.connection.wait([w.conn for w in busy] + [w.process.sentinel for w in busy],
                                                     timeout=poll)
             for worker in busy:
+                exiting = False
                 if worker.conn in ready:
                     try:
                         result = worker.conn.recv()
-                    except (EOFError, OSError):   # the worker is exiting: let it finish dying
-                        result = None
-                        worker.process.join(5)
-                    if result is not None:
+                    except (EOFError, OSError):
+                        exiting = True
+                    else:
                         index, worker.job = worker.job, None
                         on_result(jobs[index], result)
                         continue
-                if worker.process.sentinel in ready or not worker.process.is_alive():
+                if exiting or worker.process.sentinel in ready or not worker.process.is_alive():
+                    worker.process.join(5)  # its pipe closes a moment before it can be reaped
                     code = worker.process.exitcode
                     failed(worker, f"grader worker died (exit code {code})")
                     worker.stop(kill=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -62,3 +63,26 @@ def test_a_kernel_that_never_answers_ends_the_notebook_in_time(monkeypatch, tmp_
     assert time.monotonic() - start < 25
     assert result.verdicts == {}
     assert any("execution error" in e and "RuntimeError" in e for e in result.events), result.events
+
+
+def test_a_job_that_failed_twice_is_recorded_as_a_flagged_zero_with_its_stacks(tmp_path):
+    from dataclasses import asdict
+
+    from ag_helpers import TEST_LIMITS, make_toy_workspace
+    from autograder.grading.execute import Limits
+    from autograder.grading.pipeline import _crashed, job_deadline, load_specs, record
+    from autograder.grading.reports import gradebook_scores
+
+    ws, _ = make_toy_workspace(str(tmp_path / "ws"))
+    job = {"student": "stuck_student", "folder": ws.path("submitted", "stuck_student", "toy"),
+           "spec": load_specs(ws)["toy"], "limits": asdict(Limits(**TEST_LIMITS))}
+    # one notebook at its limits: start-up 120 + run 40 + watchdog 60 + 60, plus 60 for the job
+    assert job_deadline(job) == 340.0
+    record(ws, _crashed(job, "grader worker stopped after 340 s (the job's deadline)", "File \"x.py\", line 1"))
+    assert gradebook_scores(ws)[("stuck_student", "toy")] == (0.0, 6.0)
+    with open(ws.path("autograded", "stuck_student", "toy", "grading.json")) as fh:
+        saved = json.load(fh)
+    notebook = saved["notebooks"]["toy.ipynb"]
+    assert saved["flagged"] and notebook["flags"] == [["review", "grader worker stopped after 340 s (the job's deadline)"]]
+    assert notebook["grader_stacks"] == "File \"x.py\", line 1"
+    assert {c["status"] for c in notebook["cells"].values()} == {"grader crashed"}
