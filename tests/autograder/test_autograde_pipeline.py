@@ -40,6 +40,30 @@ def test_hostile_sample_scored_or_flagged(graded_toy, student):
     assert r["max_score"] == 6
 
 
+# Each hostile sample and a phrase of the flag it must raise for the instructor.
+FLAGGED_WITH = {
+    "edited_test": "edited (restored",
+    "deleted_test": "test_grad: deleted (added back)",
+    "duplicated_test": "test_double: duplicated",
+    "stripped_metadata": "metadata stripped",
+    "changed_points": "points changed to 100",
+    "patch_torch": "torch.allclose replaced",
+    "patch_numpy": "numpy.allclose replaced",
+    "patch_checks": "coursework.checks.assert_matches replaced",
+    "patch_chainrule": "chainrule.Tensor replaced",
+    "redefined_builtins": "builtins.abs replaced",
+    "stubborn_loop": "ignored interrupts",
+    "os_exit": "kernel died",
+    "killed_kernel": "kernel died",
+    "corrupt_json": "corrupt notebook JSON",
+    "wrong_name": "wrong file name",
+    "missing_file": "missing notebook",
+    "other_kernel": "kernel 'ir' replaced",
+    "forged_verdict": "forged",
+    "output_flood": "output flood cut off",
+}
+
+
 def test_specific_outcomes(graded_toy):
     ws, _, results = graded_toy
 
@@ -49,31 +73,14 @@ def test_specific_outcomes(graded_toy):
     def cells(s):
         return results[s]["notebooks"]["toy.ipynb"]["cells"]
 
-    assert any("edited (restored" in f for f in flags("edited_test"))
-    assert any("test_grad: deleted (added back)" in f for f in flags("deleted_test"))
-    assert any("test_double: duplicated" in f for f in flags("duplicated_test"))
-    assert any("metadata stripped" in f for f in flags("stripped_metadata"))
-    assert any("points changed to 100" in f for f in flags("changed_points"))
-    assert any("torch.allclose replaced" in f for f in flags("patch_torch"))
-    assert any("numpy.allclose replaced" in f for f in flags("patch_numpy"))
-    assert any("coursework.checks.assert_matches replaced" in f for f in flags("patch_checks"))
-    assert any("chainrule.Tensor replaced" in f for f in flags("patch_chainrule"))
-    assert any("builtins.abs replaced" in f for f in flags("redefined_builtins"))
+    for student, phrase in FLAGGED_WITH.items():
+        assert any(phrase in f for f in flags(student)), f"{student}: no flag says {phrase!r}: {flags(student)}"
     assert cells("infinite_loop")["test_square"]["status"] == "timeout"
-    assert any("ignored interrupts" in f for f in flags("stubborn_loop"))
-    assert any("kernel died" in f for f in flags("os_exit"))
-    assert any("kernel died" in f for f in flags("killed_kernel"))
-    assert any("corrupt notebook JSON" in f for f in flags("corrupt_json"))
-    assert any("wrong file name" in f for f in flags("wrong_name"))
-    assert any("missing notebook" in f for f in flags("missing_file"))
-    assert any("kernel 'ir' replaced" in f for f in flags("other_kernel"))
-    assert any("forged" in f for f in flags("forged_verdict"))
     assert "frame introspection is not allowed" in cells("frame_peek")["test_square"]["error"]
     assert "Diagnosis: a reused layer counted once" in cells("partly")["test_square"]["error"]
     # the flood was cut off in bytes: the graded notebook stays small
     flood = os.path.getsize(ws.path("autograded", "output_flood", "toy", "toy.ipynb"))
     assert flood < 2 * 1024 * 1024
-    assert any("output flood cut off" in f for f in flags("output_flood"))
 
 
 def _outputs_text(nb) -> str:
