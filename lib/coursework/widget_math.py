@@ -217,9 +217,9 @@ def lesson4_torch_batch_grads(weights=None, features=None) -> dict[str, np.ndarr
 LESSON5_TERMS = ("interior", "Dirichlet", "Neumann")
 
 
-def lesson5_terms(weights=None, points=None):
-    """The physics-informed network (float64) and its three loss terms [interior, Dirichlet, Neumann]."""
-    return checks.torch_pinn_terms(weights, points)
+# The physics-informed network (float64) and its three loss terms [interior, Dirichlet, Neumann]:
+# the widget shows the very network the checks grade against.
+lesson5_terms = checks.torch_pinn_terms
 
 
 def lesson5_term_grads(weights=None, points=None) -> dict:
