@@ -185,6 +185,19 @@ def test_matmul(form, shapes, seed):
     run(f, rng.standard_normal(shapes[0]), rng.standard_normal(shapes[1]), rng=rng)
 
 
+@pytest.mark.parametrize("rows, cols", [(7, 3), (3, 7), (4, 4)])
+def test_products_over_one_shared_axis(rows, cols):
+    """An inner dimension of 1 (a one-feature input layer) takes chainrule's outer-product path,
+    in both orientations: the values are PyTorch's exactly, and later ops see an ordinary array."""
+    rng = np.random.default_rng(rows * 10 + cols)
+    a, w = rng.standard_normal((rows, 1)), rng.standard_normal((cols, 1))
+    run(lambda lib, a, w: a @ w.T, a, w, rng=rng)
+    run(lambda lib, a, w, b: lib.nn.functional.linear(a, w, b).tanh().view(-1),
+        a, w, rng.standard_normal(cols), rng=rng)
+    exact = chainrule.tensor(a) @ chainrule.tensor(w).T
+    np.testing.assert_array_equal(to_numpy(exact), (torch.tensor(a) @ torch.tensor(w).T).numpy())
+
+
 # ---------------------------------------------------------------- reductions
 
 
