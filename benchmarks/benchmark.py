@@ -4,7 +4,7 @@
     python benchmarks/benchmark.py core func  # chosen sections (core, func, cuda)
 
 Each figure is the best of several repeats (the least disturbed by other work on the machine);
-chainrule and PyTorch alternate rounds, so that a busy spell falls on both of them.
+the functions compared alternate rounds, so that a busy spell falls on all of them.
 """
 import argparse
 import time

@@ -383,20 +383,15 @@ class MseLoss(Elementwise):
 
     def local_grads(self, grad):
         input, target = self.inputs
-        shape = self.broadcast_shape()
-        scale = 2.0 / math.prod(shape) if self.reduction == "mean" else 2.0
+        difference = input - target
+        scale = 2.0 / difference.numel() if self.reduction == "mean" else 2.0
         lead = self.lead(grad)
         seed = grad * scale
         if lead:  # one seed per leading axis: line them up with the elements they scale
-            seed = _reshape(seed, tuple(grad._array.shape[:lead]) + (1,) * len(shape))
-        grad_input = (input - target) * seed
+            seed = _reshape(seed, tuple(grad._array.shape[:lead]) + (1,) * difference.ndim)
+        grad_input = difference * seed
         return (grad_input if self.needs_input_grad[0] else None,
                 -grad_input if self.needs_input_grad[1] else None)
-
-    def broadcast_shape(self):
-        a, b = self.shapes
-        return tuple(builtins.max(x, y) for x, y in zip((1,) * (len(b) - len(a)) + tuple(a),
-                                                        (1,) * (len(a) - len(b)) + tuple(b)))
 
 
 def mse_loss(input, target, reduction="mean"):  # noqa: A002
