@@ -10,8 +10,8 @@ from .creation import (arange, as_tensor, empty, eye, full, full_like, linspace,
 from .device import device, get_default_device, set_default_device
 from .dtypes import bool, dtype, float32, float64, int64  # noqa: A004
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from .ops import (abs, add, cat, clamp, div, exp, linear, log, matmul, max, mean, mul, neg,  # noqa: A004
-                  permute, pow, relu, reshape, sigmoid, sqrt, squeeze, stack, sub, sum, tanh,
+from .ops import (abs, add, cat, clamp, div, exp, linear, log, matmul, max, maximum, mean, mul,  # noqa: A004
+                  neg, permute, pow, relu, reshape, sigmoid, sqrt, squeeze, stack, sub, sum, tanh,
                   transpose, unsqueeze, where)
 from .tensor import Size, Tensor
 

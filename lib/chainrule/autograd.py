@@ -102,56 +102,63 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
 def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
     """Compare autograd's gradients of ``fn`` with central finite differences, in float64.
 
-    Every output element is checked against every input element: the whole Jacobian.
-    Returns True, or raises (``raise_exception=False``: returns False) saying where they differ.
+    Every element of every output (``fn`` may return a tuple) is checked against every element
+    of every input that requires grad: whole Jacobians. Inputs that are not tensors are passed
+    as they are. Returns True, or raises (``raise_exception=False``: returns False) saying where
+    they differ.
     """
     import numpy as np
     from .creation import tensor as make_tensor
 
     inputs = _as_tuple(inputs)
-    for i, t in enumerate(inputs):
-        if t.requires_grad and t.dtype.name != "float64":
+    checked = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
+    if not checked:
+        raise ValueError("gradcheck expects at least one input tensor to require gradient, but "
+                         "none of them have requires_grad=True.")
+    for i in checked:
+        if inputs[i].dtype.name != "float64":
             raise ValueError(f"gradcheck needs float64 inputs for precision; input {i} is "
-                             f"{t.dtype.name}: call .double() first")
-    values = [t.detach().numpy() if t.device.type == "cpu" else t.detach().cpu().numpy()
-              for t in inputs]
+                             f"{inputs[i].dtype.name}: call .double() first")
+    values = [t.detach().cpu().numpy() if isinstance(t, Tensor) else t for t in inputs]
 
     def evaluate(arrays):
         args = [make_tensor(a, dtype=t.dtype, device=t.device, requires_grad=t.requires_grad)
-                for a, t in zip(arrays, inputs)]
-        out = fn(*args)
-        return args, (out if isinstance(out, Tensor) else out[0])
+                if isinstance(t, Tensor) else t for a, t in zip(arrays, inputs)]
+        outs = fn(*args)
+        return args, (outs,) if isinstance(outs, Tensor) else tuple(outs)
 
-    args, out = evaluate(values)
-    n_out = out.numel()
-    for i, t in enumerate(inputs):
-        if not t.requires_grad:
-            continue
-        analytic = np.zeros((n_out, t.numel()))
-        for k in range(n_out):
-            args, out = evaluate(values)
-            seed = np.zeros(n_out)
-            seed[k] = 1.0
-            (g,) = grad(out, args[i], make_tensor(seed.reshape(tuple(out.shape)), dtype=out.dtype,
-                                                    device=out.device), allow_unused=True)
-            analytic[k] = 0.0 if g is None else g.detach().cpu().numpy().reshape(-1)
-        numeric = np.zeros_like(analytic)
-        for j in range(t.numel()):
-            shifted = [v.copy() for v in values]
-            flat = shifted[i].reshape(-1)
-            flat[j] += eps
-            plus = evaluate(shifted)[1].detach().cpu().numpy().reshape(-1)
-            flat[j] -= 2 * eps
-            minus = evaluate(shifted)[1].detach().cpu().numpy().reshape(-1)
-            numeric[:, j] = (plus - minus) / (2 * eps)
-        bad = ~np.isclose(analytic, numeric, rtol=rtol, atol=atol)
-        if bad.any():
-            k, j = np.argwhere(bad)[0]
-            message = (f"Jacobian mismatch for output {k} with respect to input {i}, element {j}: "
-                       f"numerical {numeric[k, j]:.6g}, analytical {analytic[k, j]:.6g}")
-            if raise_exception:
-                raise GradcheckError(message)
-            return False
+    def flat(tensor):
+        return tensor.detach().cpu().numpy().reshape(-1)
+
+    for o, out in enumerate(evaluate(values)[1]):
+        n_out = out.numel()
+        for i in checked:
+            analytic = np.zeros((n_out, inputs[i].numel()))
+            for k in range(n_out if out.requires_grad else 0):  # else: no gradient, zeros
+                args, outs = evaluate(values)
+                seed = np.zeros(n_out)
+                seed[k] = 1.0
+                (g,) = grad(outs[o], args[i], make_tensor(seed.reshape(tuple(out.shape)),
+                            dtype=out.dtype, device=out.device), allow_unused=True)
+                analytic[k] = 0.0 if g is None else flat(g)
+            numeric = np.zeros_like(analytic)
+            for j in range(inputs[i].numel()):
+                shifted = [v.copy() if k == i else v for k, v in enumerate(values)]
+                position = shifted[i].reshape(-1)
+                position[j] += eps
+                plus = flat(evaluate(shifted)[1][o])
+                position[j] -= 2 * eps
+                minus = flat(evaluate(shifted)[1][o])
+                numeric[:, j] = (plus - minus) / (2 * eps)
+            bad = ~np.isclose(analytic, numeric, rtol=rtol, atol=atol)
+            if bad.any():
+                k, j = np.argwhere(bad)[0]
+                message = (f"Jacobian mismatch for output {o} with respect to input {i}: "
+                           f"d(output element {k})/d(input element {j}) is "
+                           f"numerical {numeric[k, j]:.6g}, analytical {analytic[k, j]:.6g}")
+                if raise_exception:
+                    raise GradcheckError(message)
+                return False
     return True
 
 

@@ -104,11 +104,13 @@ def rand(*size, dtype=None, device=None, requires_grad=False):
 
 
 def randn_like(input, dtype=None, device=None, requires_grad=False):  # noqa: A002
-    return _like(randn, input, dtype, device, requires_grad)
+    return randn(*input.shape, dtype=input.dtype if dtype is None else dtype,
+               device=input.device if device is None else device, requires_grad=requires_grad)
 
 
 def rand_like(input, dtype=None, device=None, requires_grad=False):  # noqa: A002
-    return _like(rand, input, dtype, device, requires_grad)
+    return rand(*input.shape, dtype=input.dtype if dtype is None else dtype,
+              device=input.device if device is None else device, requires_grad=requires_grad)
 
 
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):

@@ -26,6 +26,9 @@ class Function(engine.Node):
     saves_inputs = ()
     #: whether the backward pass reads the output (exp, tanh, sigmoid...)
     saves_output = False
+    #: whether the output may share input 0's memory (reshape, transpose, slicing): it then
+    #: shares its version counter, so an in-place update through either is detected
+    view = False
 
     def __call__(self, *args):
         backend = None
@@ -51,7 +54,10 @@ class Function(engine.Node):
         except ValueError as error:
             raise RuntimeError(self.explain(args, error)) from error
         out = Tensor._make(backend.wrap(array), backend)
-        if requires_grad and state.enabled:
+        if self.view and backend.shares_memory(out._array, arrays[0]):
+            out._view_of(args[0])
+        # Integer results (a cast with .long()) are not differentiable: they end the graph.
+        if requires_grad and state.enabled and out._array.dtype in backend.float_natives:
             self.record(args, out)
         return out
 
@@ -89,6 +95,9 @@ class Function(engine.Node):
                 else:
                     inputs[i] = None
         self.saved_versions = [t._version for t in saved]
+        # As in PyTorch, what a node saved is freed after backward, a constant operand (the 2 of
+        # x * 2) included: only a node that saved nothing (x + 2) can run a second time.
+        self.saves_values = bool(to_save) or self.saves_output
         if self.saves_output:
             # The output's array, not the output: a node owning the tensor that owns it would
             # be a reference cycle, left for the garbage collector instead of freed at once.
@@ -132,8 +141,7 @@ class Function(engine.Node):
                 raise RuntimeError(_modified_message(out, 0, self))
 
     def release(self):
-        if self.saved or self.saves_output:  # a node that saved no tensor can run again, as in PyTorch
-            # Tensors go; constants (the 0.1 of x * 0.1) stay, being part of the rule itself.
+        if self.saves_values:
             self.inputs = [None if isinstance(a, Tensor) else a for a in self.inputs]
             self.saved = None
             self._output_array = None

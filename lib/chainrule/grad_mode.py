@@ -13,15 +13,14 @@ def is_grad_enabled():
     return state.enabled
 
 
-class set_grad_enabled:
-    """Context manager and decorator that sets gradient recording on or off."""
+class _Switch:
+    """Sets recording to ``self.mode`` inside a ``with`` block, or around every call of a
+    function it decorates, and restores what was there before."""
 
-    def __init__(self, mode=True):
-        self.mode = bool(mode)
-        self.previous = []
+    mode = True
 
     def __enter__(self):
-        self.previous.append(state.enabled)
+        self.previous.append(state.enabled)  # a stack: one object may be entered again inside
         state.enabled = self.mode
 
     def __exit__(self, *exc):
@@ -31,20 +30,49 @@ class set_grad_enabled:
     def __call__(self, function):
         @functools.wraps(function)
         def wrapper(*args, **kwargs):
-            with type(self)(self.mode) if type(self) is set_grad_enabled else type(self)():
+            with self._fresh():
                 return function(*args, **kwargs)
         return wrapper
 
 
-class no_grad(set_grad_enabled):
-    """Nothing inside is recorded: results do not require grad (updates of parameters, evaluation)."""
+class no_grad(_Switch):
+    """Nothing inside is recorded: results do not require grad (updates of parameters, evaluation).
 
-    def __init__(self):
-        super().__init__(False)
+    ``@no_grad()`` and, as in PyTorch, ``@no_grad`` both decorate a function.
+    """
+
+    mode = False
+
+    def __new__(cls, function=None):
+        switch = super().__new__(cls)
+        switch.previous = []
+        return switch if function is None else switch(function)
+
+    def _fresh(self):
+        return type(self)()
 
 
-class enable_grad(set_grad_enabled):
+class enable_grad(no_grad):
     """Recording is on inside, even within ``no_grad``."""
 
-    def __init__(self):
-        super().__init__(True)
+    mode = True
+
+
+class set_grad_enabled(_Switch):
+    """Recording on or off: as a plain call (``set_grad_enabled(False)``) it switches at once and
+    stays; as a context manager or decorator it restores the previous mode afterwards."""
+
+    def __init__(self, mode):
+        self.mode = bool(mode)
+        self.previous = [state.enabled]
+        state.enabled = self.mode
+
+    def __enter__(self):
+        pass  # making the object switched already; __exit__ switches back
+
+    def __call__(self, function):
+        state.enabled = self.previous.pop()  # decorating changes nothing until the function runs
+        return super().__call__(function)
+
+    def _fresh(self):
+        return set_grad_enabled(self.mode)

@@ -142,9 +142,31 @@ class Pow(Elementwise):
                 grad_a = grad * 0.0 if b == 0 else grad if b == 1 else grad * (a * 2.0)
             else:
                 grad_a = grad * b * a ** (b - 1)
+                if isinstance(b, Tensor):  # b = 0: a ** b is 1 everywhere, even where a is 0
+                    grad_a = where(b == 0, 0.0, grad_a)
         if self.needs_input_grad[1]:
-            grad_b = grad * self.output * (log(a) if isinstance(a, Tensor) else math.log(a))
+            log_a = log(a) if isinstance(a, Tensor) else (
+                math.log(a) if a > 0 else -math.inf if a == 0 else math.nan)
+            grad_b = grad * self.output * log_a
+            # Where a is 0 and b >= 0, a ** b is flat in b (0, or 1 at b = 0): gradient 0, not nan.
+            flat = (a == 0) & (b >= 0) if isinstance(a, Tensor) else (b >= 0 if a == 0 else None)
+            if flat is not None:
+                grad_b = where(flat, 0.0, grad_b)
         return grad_a, grad_b
+
+
+class Maximum(Elementwise):
+    """The larger of two tensors, element by element (``max(a, b)``); ties share the gradient."""
+    saves_inputs = (0, 1)
+
+    def forward(self, xp, a, b):
+        return xp.maximum(a, b)
+
+    def local_grads(self, grad):
+        a, b = self.inputs
+        share_a = where(a > b, 1.0, where(a == b, 0.5, 0.0))
+        return (grad * share_a if self.needs_input_grad[0] else None,
+                grad * (1.0 - share_a) if self.needs_input_grad[1] else None)
 
 
 class Where(Elementwise):
@@ -435,6 +457,8 @@ class Max(Function):
 
 # --------------------------------------------------------------------------- shapes
 class Reshape(Function):
+    view = True
+
     def __init__(self, shape):
         self.shape = shape
 
@@ -458,6 +482,8 @@ class Squeeze(Reshape):
 
 
 class Permute(Function):
+    view = True
+
     def __init__(self, dims):
         self.dims = dims
 
@@ -543,6 +569,7 @@ class Stack(Function):
 
 class Index(Function):
     """``a[key]``; the backward pass scatters the gradient into zeros, adding repeated indices."""
+    view = True
 
     def __init__(self, key):
         self.key = key
@@ -587,6 +614,24 @@ def _matmul_message(a, b):
     return None
 
 
+_MIXED_DTYPES = {  # PyTorch's messages, which name C types
+    "dot": "dot : expected both vectors to have same dtype, but found {A} and {B}",
+    "matmul": "expected m1 and m2 to have the same dtype, but got: {a} != {b}",
+    "linear": "mat1 and mat2 must have the same dtype, but got {A} and {B}",
+}
+
+
+def _same_dtypes(backend, a, b, product):
+    """Products do not promote, as in PyTorch: float32 meeting float64 is an error (typically
+    a model left in float32 given float64 data)."""
+    if a.dtype != b.dtype:
+        c_names = {"float32": "float", "float64": "double", "int64": "long", "bool": "bool"}
+        x, y = (c_names[backend.dtype_of(array).name] for array in (a, b))
+        message = _MIXED_DTYPES[product].format(a=x, b=y, A=x.capitalize(), B=y.capitalize())
+        raise RuntimeError(message + ". Convert one of them with .double() or .float() (a "
+                           "model's parameters with model.double()).")
+
+
 def _matrix_product(xp, a, b):
     """``a @ b``. A product over a single shared axis is an outer product, which NumPy's matmul
     computes through a general path about twice as slow as broadcasting (the first layer of a
@@ -605,6 +650,7 @@ class Matmul(Function):
         message = _matmul_message(a.shape, b.shape)
         if message:
             raise RuntimeError(message)
+        _same_dtypes(self.backend, a, b, "dot" if a.ndim == b.ndim == 1 else "matmul")
         try:
             return _matrix_product(xp, a, b)
         except ValueError as error:
@@ -648,6 +694,7 @@ class Linear(Function):
         message = _matmul_message(x.shape, weight.shape[::-1])
         if message:
             raise RuntimeError(message)
+        _same_dtypes(self.backend, x, weight, "linear")
         out = _matrix_product(xp, x, weight.T)  # a weight is a matrix: (out_features, in_features)
         if bias is not None:
             if bias.dtype == out.dtype:
@@ -723,23 +770,86 @@ def mul(a, b):
 
 
 def div(a, b):
-    return Div()(*_operands(a, b))
+    return Div()(*_operands(a, b, floating=True))
 
 
 def pow(a, b):  # noqa: A001 - PyTorch's name
     return Pow()(*_operands(a, b))
 
 
-def _operands(a, b):
-    """Tensors pass as they are; Python numbers stay constants. An integer tensor meeting a
-    float becomes the default float dtype, as in PyTorch."""
-    for tensor, other in ((a, b), (b, a)):
-        if isinstance(tensor, Tensor) and tensor._array.dtype not in tensor._backend.float_natives:
-            if isinstance(other, float) or (isinstance(other, Tensor) and other.dtype.is_floating_point):
-                target = other.dtype if isinstance(other, Tensor) else dtypes.default_float()
-                converted = tensor.to(target)
-                a, b = (converted, b) if tensor is a else (a, converted)
-    return a, b
+def _operands(a, b, floating=False):
+    """``_promoted`` for a binary op, with the common cases (nothing to change) first."""
+    if isinstance(a, Tensor) and a._array.dtype in a._backend.float_natives:
+        if type(b) in (float, int) or (isinstance(b, Tensor) and b._backend is a._backend
+                                       and b._array.dtype == a._array.dtype):
+            return a, b
+    elif isinstance(b, Tensor) and b._array.dtype in b._backend.float_natives and type(a) in (float, int):
+        return a, b
+    return _promoted((a, b), floating)
+
+
+def _floating(a):
+    """An integer tensor as the default float dtype, for ops whose result is a float (exp, log...)."""
+    return a if a._array.dtype in a._backend.float_natives else a.to(dtypes.default_float())
+
+
+_RANK = {dtypes.bool: 0, dtypes.int64: 1, dtypes.float32: 2, dtypes.float64: 3}
+
+
+def _wider(x, y):
+    return x if y is None or (x is not None and _RANK[x] >= _RANK[y]) else y
+
+
+def _combine(higher, lower):
+    """A lower-priority result counts only where it is of a higher kind (bool < integer < float)."""
+    if higher is None:
+        return lower
+    if higher.is_floating_point:
+        return higher
+    if higher is dtypes.bool or (lower is not None and lower.is_floating_point):
+        return _wider(higher, lower)
+    return higher
+
+
+def _promoted(operands, floating=False):
+    """The operands of an elementwise op, after PyTorch's type promotion.
+
+    Numbers, Python's or NumPy's, stay constants and never widen a tensor (``x * 2.0`` keeps
+    float32, an integer tensor times 1.5 becomes the default float32). A 0-d tensor widens only
+    tensors of a lower kind. Otherwise the wider dtype wins. ``floating``: the result is a float
+    even for integer inputs (``/``, ``exp``). Tensors not of the result dtype are cast, which is
+    recorded, so their gradients come back in their own dtype.
+    """
+    dimensioned = zero_dim = numbers = None
+    operands = [o if isinstance(o, Tensor) or type(o) in (bool, int, float) else _number(o)
+                for o in operands]
+    for o in operands:
+        if isinstance(o, Tensor):
+            if o._array.ndim:
+                dimensioned = _wider(dimensioned, o.dtype)
+            else:
+                zero_dim = _wider(zero_dim, o.dtype)
+        else:
+            numbers = _wider(numbers, _number_dtype(o))
+    result = _combine(dimensioned, _combine(zero_dim, numbers))
+    if floating and not result.is_floating_point:
+        result = dtypes.default_float()
+    return [o.to(result) if isinstance(o, Tensor) and o.dtype is not result else o
+            for o in operands]
+
+
+def _number_dtype(number):
+    if type(number) is bool:
+        return dtypes.bool
+    return dtypes.int64 if type(number) is int else dtypes.default_float()
+
+
+def _number(constant):
+    """A NumPy scalar (``np.float64(0.1)``) as the Python number it holds: a constant that,
+    as in PyTorch, does not widen the tensor it meets."""
+    if getattr(constant, "shape", None) == () and hasattr(constant, "item"):
+        return constant.item()
+    return constant
 
 
 def neg(a):
@@ -747,15 +857,15 @@ def neg(a):
 
 
 def exp(a):
-    return Exp()(a)
+    return Exp()(_floating(a))
 
 
 def log(a):
-    return Log()(a)
+    return Log()(_floating(a))
 
 
 def sqrt(a):
-    return Sqrt()(a)
+    return Sqrt()(_floating(a))
 
 
 def abs(a):  # noqa: A001
@@ -767,11 +877,11 @@ def sign(a):
 
 
 def sigmoid(a):
-    return Sigmoid()(a)
+    return Sigmoid()(_floating(a))
 
 
 def tanh(a):
-    return Tanh()(a)
+    return Tanh()(_floating(a))
 
 
 def relu(a):
@@ -787,6 +897,11 @@ def clamp(a, min=None, max=None):  # noqa: A002
 def where(condition, a, b):
     if not isinstance(condition, Tensor) or condition.dtype is not dtypes.bool:
         raise TypeError("where expected condition to be a boolean tensor")
+    a, b = _promoted((a, b))
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        # Two numbers: the array library would make float64 of them, PyTorch float32.
+        dtype = _wider(_number_dtype(a), _number_dtype(b))
+        a = Tensor._make(condition._backend.asarray(a, dtype), condition._backend)
     return Where()(condition, a, b)
 
 
@@ -814,11 +929,22 @@ class MaxResult(tuple):
 
 
 def max(a, dim=None, keepdim=False):  # noqa: A001
+    """``max(a)``: the largest element; ``max(a, dim)``: (values, indices) along ``dim``;
+    ``max(a, b)`` with a tensor ``b``: the elementwise maximum, as in PyTorch."""
+    if isinstance(dim, Tensor):
+        return maximum(a, dim)
     if dim is None:
         return Max()(a)
+    if a.ndim == 0:  # a 0-d tensor has one element, at index 0 of "dimension" 0 or -1
+        _normalize_dims(dim, 1)
+        return max(a.reshape(1), 0)
     op = Max(_normalize_dims(dim, a.ndim)[0], keepdim)
     values = op(a)
     return MaxResult((values, Tensor._make(op.indices, a._backend)))
+
+
+def maximum(a, b):
+    return Maximum()(*_promoted((a, b)))
 
 
 def matmul(a, b):
@@ -919,7 +1045,7 @@ def cat(tensors, dim=0):
     tensors = list(tensors)
     if not tensors:
         raise RuntimeError("cat(): expected a non-empty list of Tensors")
-    return Cat(_normalize_dims(dim, tensors[0].ndim)[0])(*tensors)
+    return Cat(_normalize_dims(dim, tensors[0].ndim)[0])(*_promoted(tensors))
 
 
 def stack(tensors, dim=0):
@@ -931,7 +1057,7 @@ def stack(tensors, dim=0):
         if tuple(t.shape) != first:
             raise RuntimeError(f"stack expects each tensor to be equal size, but got {list(first)} "
                                f"at entry 0 and {list(t.shape)} at entry {i}")
-    return Stack(_normalize_dims(dim, len(first) + 1)[0])(*tensors)
+    return Stack(_normalize_dims(dim, len(first) + 1)[0])(*_promoted(tensors))
 
 
 def index(a, key):

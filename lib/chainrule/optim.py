@@ -1,9 +1,14 @@
 """Optimisers: ``SGD`` with optional momentum, PyTorch's update rule."""
 from .grad_mode import no_grad
+from .tensor import Tensor
 
 
 class Optimizer:
     def __init__(self, params):
+        if isinstance(params, Tensor):  # list() would iterate over its rows
+            raise TypeError("params argument given to the optimizer should be an iterable of "
+                            "Tensors or dicts, but got chainrule.Tensor. Pass [tensor], or "
+                            "model.parameters().")
         self.params = list(params)
         if not self.params:
             raise ValueError("optimizer got an empty parameter list")

@@ -19,12 +19,22 @@ class Size(tuple):
         return n
 
 
+class VersionCounter:
+    """How many in-place updates a piece of memory has had. A tensor and its views (detach,
+    reshape, transpose, slices) share one, so a change through any of them is seen by every
+    node that saved one of them."""
+    __slots__ = ("value",)
+
+    def __init__(self):
+        self.value = 0
+
+
 class Tensor:
     # Defaults live on the class, so that making a tensor sets only its array and backend.
     _requires_grad = False
     _grad = None
     grad_fn = None
-    _version = 0          # bumped by every in-place update; saved tensors check it
+    _counter = None       # this memory's VersionCounter, made at its first update or view
     _accumulator = None   # a weak reference to a leaf's AccumulateGrad node (the graph owns it)
     _hooked_accumulator = None  # ... held strongly once a hook is registered on it
     _owned = False        # this gradient object is some leaf's .grad already
@@ -48,6 +58,23 @@ class Tensor:
             node = engine.AccumulateGrad(self)
             self._accumulator = weakref.ref(node)
         return (node, 0)
+
+    @property
+    def _version(self):
+        """Bumped by every in-place update of this tensor's memory; saved tensors check it."""
+        return 0 if self._counter is None else self._counter.value
+
+    def _bump_version(self):
+        if self._counter is None:
+            self._counter = VersionCounter()
+        self._counter.value += 1
+
+    def _view_of(self, base):
+        """Make this tensor, which shares ``base``'s memory, share its version counter too."""
+        if base._counter is None:
+            base._counter = VersionCounter()
+        self._counter = base._counter
+        return self
 
     # ------------------------------------------------------------------ autograd attributes
     @property
@@ -117,8 +144,8 @@ class Tensor:
         autograd.backward(self, gradient, retain_graph, create_graph, inputs)
 
     def detach(self):
-        """The same values, cut from the graph (shares memory, as in PyTorch)."""
-        return Tensor._make(self._array, self._backend)
+        """The same values, cut from the graph (shares memory and its version, as in PyTorch)."""
+        return Tensor._make(self._array, self._backend)._view_of(self)
 
     def detach_(self):
         self.grad_fn = None
@@ -127,12 +154,13 @@ class Tensor:
 
     @property
     def data(self):
-        return self.detach()
+        # Unlike detach(), a version counter of its own, as in PyTorch: updates through .data
+        # are not tracked (the old idiom ``p.data -= lr * p.grad`` relies on that).
+        return Tensor._make(self._array, self._backend)
 
     @data.setter
     def data(self, value):
         self._array = value._array if isinstance(value, Tensor) else value
-        self._version += 1
 
     # ------------------------------------------------------------------ array attributes
     @property
@@ -196,6 +224,12 @@ class Tensor:
         from ._format import tensor_repr
         return tensor_repr(self)
 
+    def __format__(self, spec):
+        """``f"{loss:.4f}"``: a 0-d tensor formats as its number, as in PyTorch."""
+        if self._array.ndim == 0:
+            return self.item().__format__(spec)
+        return object.__format__(self, spec)
+
     def __bool__(self):
         if self.numel() != 1:
             raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous")
@@ -213,6 +247,8 @@ class Tensor:
         return int(self.item())
 
     __hash__ = object.__hash__
+    # NumPy defers to the tensor's own operators, so that ``np.float64(0.1) * x`` is a tensor.
+    __array_ufunc__ = None
 
     # ------------------------------------------------------------------ dtype and device
     def to(self, *args, dtype=None, device=None):
@@ -347,8 +383,16 @@ class Tensor:
             if other.dtype != self._array.dtype:
                 other = self._backend.xp.astype(other, self._array.dtype)
         update(self._array, other if alpha == 1 else other * alpha)
-        self._version += 1
+        self._bump_version()
         return self
+
+    def __setitem__(self, key, value):
+        """``t[key] = value``, in place; on a tensor that requires grad, only under ``no_grad``."""
+        if state.enabled and self._requires_grad and self.grad_fn is None:
+            raise RuntimeError("a view of a leaf Variable that requires grad is being used in an "
+                               "in-place operation. Wrap the update in `with chainrule.no_grad():`.")
+        key = ops._normalize_key(self, key)
+        self._inplace(value, lambda array, v: self._backend.setitem(array, key, v))
 
     def __iadd__(self, other):
         return self._inplace(other, operator.iadd)
@@ -447,6 +491,9 @@ class Tensor:
 
     def max(self, dim=None, keepdim=False):
         return ops.max(self, dim, keepdim)
+
+    def maximum(self, other):
+        return ops.maximum(self, other)
 
     def reshape(self, *shape):
         return ops.reshape(self, *shape)

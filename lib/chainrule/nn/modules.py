@@ -88,7 +88,7 @@ class Module:
         for p in self.parameters():
             converted = function(p.detach())
             p._array, p._backend = converted._array, converted._backend
-            p._version += 1
+            p._bump_version()
             if p.grad is not None:
                 p.grad = function(p.grad)
         return self
@@ -131,7 +131,8 @@ class Module:
             if tuple(value.shape) != tuple(p.shape):
                 raise RuntimeError(f"size mismatch for {name}: copying a param with shape "
                                    f"{list(value.shape)}, the shape in current model is {list(p.shape)}")
-            p._array, p._version = value._array, p._version + 1
+            p._array = value._array
+            p._bump_version()
 
     def extra_repr(self):
         return ""
