@@ -50,12 +50,16 @@ class AccumulateGrad(Node):
     def apply(self, grad):
         variable = self.variable
         if variable.grad is None:
-            # A gradient object may reach several leaves (``a + b`` hands the same one to both);
-            # each leaf must own its .grad so that an in-place ``zero_()`` touches only its own.
-            variable.grad = grad.clone() if getattr(grad, "_owned", False) else grad
+            # Each leaf must own its .grad, so that updating it in place touches only its own:
+            # a gradient may reach several leaves (``a + b`` hands the same one to both) or share
+            # memory with another tensor (the gradient of a reshape is a view).
+            variable.grad = grad.clone() if grad._may_alias() else grad
             grad._owned = True
+        elif grad.requires_grad or variable.grad.requires_grad:
+            variable.grad = variable.grad + grad  # recorded (create_graph): a new node of the graph
         else:
-            variable.grad = variable.grad + grad
+            # In place, as in PyTorch: whoever holds this .grad sees the sum.
+            variable.grad += grad
         return ()
 
 
@@ -118,7 +122,7 @@ def backpropagate(roots, grads, *, keep_graph=False, capture=None, rule=None, or
                 grad = result
         tensor = node.retained() if node.retained is not None else None
         if tensor is not None:
-            tensor.grad = grad if tensor.grad is None else tensor.grad + grad
+            tensor.grad = grad.clone() if tensor.grad is None else tensor.grad + grad
         if needed is not None:
             if node in capture:
                 captured[node] = grad

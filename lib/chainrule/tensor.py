@@ -69,6 +69,10 @@ class Tensor:
             self._counter = VersionCounter()
         self._counter.value += 1
 
+    def _may_alias(self):
+        """Whether another tensor may hold this memory: it is a leaf's .grad, a view, or viewed."""
+        return self._owned or self._counter is not None
+
     def _view_of(self, base):
         """Make this tensor, which shares ``base``'s memory, share its version counter too."""
         if base._counter is None:

@@ -631,3 +631,40 @@ def test_inf_and_nan_results_write_nothing_to_stderr():
     y.backward()
     assert run.stderr == ""
     assert run.stdout == f"{y.item()} {th.grad.tolist()}\n"  # -inf [inf, 1.0]
+
+
+# ---------------------------------------------------------------- O. who holds a .grad
+
+def test_grad_held_before_a_second_backward_sees_the_sum():
+    """g = x.grad, then another backward: torch adds into the same tensor, so g shows the sum."""
+
+    def case(lib):
+        x = lib.tensor([1.0, 2.0], dtype=lib.float64, requires_grad=True)
+        (x * x).sum().backward()
+        held = x.grad
+        (x * x).sum().backward()
+        return held, x.grad
+
+    (th_held, th_grad), (cr_held, cr_grad) = both(case)
+    assert_like(cr_held, th_held, "the .grad held from the first backward")
+    assert cr_held is cr_grad
+
+
+def test_retained_grads_do_not_share_memory():
+    """Scaling one retained .grad in place leaves the others (and the leaf's) alone, as in torch."""
+
+    def case(lib):
+        a = lib.tensor([1.0, 2.0], dtype=lib.float64, requires_grad=True)
+        y = a.reshape(2)
+        y.retain_grad()
+        z = y * 1.0
+        z.retain_grad()
+        w = z + 0.0
+        w.retain_grad()
+        w.sum().backward()
+        with lib.no_grad():
+            y.grad.mul_(5)
+        return a.grad, z.grad, w.grad
+
+    for th, cr, what in zip(*both(case), ("a.grad", "z.grad", "w.grad")):
+        assert_like(cr, th, what)
