@@ -75,13 +75,29 @@ class Elementwise(Function):
         return _reshape(per_sample, (batch,) + tuple(shape))
 
 
-def _broadcast_message(a, b):
+def _broadcast_mismatch(a, b):
+    """PyTorch's message for the first axis where shapes ``a`` and ``b`` do not broadcast, or None."""
     for position in range(1, builtins.min(len(a), len(b)) + 1):
         x, y = a[-position], b[-position]
         if x != y and x != 1 and y != 1:
             return (f"The size of tensor a ({x}) must match the size of tensor b ({y}) at "
                     f"non-singleton dimension {builtins.max(len(a), len(b)) - position}")
-    return f"shapes {list(a)} and {list(b)} cannot be broadcast together"
+    return None
+
+
+def _inplace_message(target, source):
+    """PyTorch's message when ``source`` cannot be written into ``target`` in place."""
+    mismatch = _broadcast_mismatch(target, source)
+    if mismatch:
+        return mismatch
+    n = builtins.max(len(target), len(source))
+    padded = [(1,) * (n - len(shape)) + tuple(shape) for shape in (target, source)]
+    shape = [builtins.max(x, y) for x, y in zip(*padded)]
+    return f"output with shape {list(target)} doesn't match the broadcast shape {shape}"
+
+
+def _broadcast_message(a, b):
+    return _broadcast_mismatch(a, b) or f"shapes {list(a)} and {list(b)} cannot be broadcast together"
 
 
 class Add(Elementwise):
@@ -94,6 +110,9 @@ class Add(Elementwise):
 
 
 class Sub(Elementwise):
+    def name(self):  # 2 - x is PyTorch's rsub
+        return "RsubBackward1" if self.dtypes[0] is None else "SubBackward0"
+
     def forward(self, xp, a, b):
         return a - b
 
@@ -130,6 +149,10 @@ class Div(Elementwise):
 class Pow(Elementwise):
     saves_inputs = (0, 1)
     saves_output = True
+
+    def name(self):  # PyTorch's overloads: tensor ** number, tensor ** tensor, number ** tensor
+        return "PowBackward2" if self.dtypes[0] is None else \
+            "PowBackward1" if self.dtypes[1] is not None else "PowBackward0"
 
     def forward(self, xp, a, b):
         return a ** b
@@ -265,6 +288,9 @@ class SigmoidDerivative(Function):
     own, with its own backward, so that second derivatives through sigmoid still work."""
     saves_inputs = (0, 1)
 
+    def name(self):
+        return "SigmoidBackwardBackward0"
+
     def forward(self, xp, grad, out):
         slope = 1.0 - out
         slope *= out
@@ -290,6 +316,9 @@ class TanhDerivative(Function):
     """``grad * (1 - out**2)`` as one op (see SigmoidDerivative)."""
     saves_inputs = (0, 1)
 
+    def name(self):
+        return "TanhBackwardBackward0"
+
     def forward(self, xp, grad, out):
         slope = 1.0 - out * out  # PyTorch's tanh_backward: grad * (1 - out**2)
         return _times(slope, grad)
@@ -313,6 +342,9 @@ class Relu(Function):
 class Clamp(Function):
     saves_inputs = (0,)
 
+    def name(self):
+        return "ClampBackward1"  # PyTorch's overload with number bounds
+
     def __init__(self, low, high):
         self.low, self.high = low, high
 
@@ -332,6 +364,9 @@ class Clamp(Function):
 class Cast(Function):
     def __init__(self, dtype):
         self.dtype = dtype
+
+    def name(self):
+        return "ToCopyBackward0"
 
     def forward(self, xp, a):
         return xp.astype(a, self.backend.native_dtype(self.dtype))
@@ -365,8 +400,12 @@ def _normalize_dims(dim, ndim):
 
 
 class Sum(Function):
-    def __init__(self, dims, keepdim):
+    def __init__(self, dims, keepdim, along=False):
         self.dims, self.keepdim = dims, keepdim   # dims: sorted non-negative axes
+        self.along = along                        # whether a dim was given (PyTorch's overload 1)
+
+    def name(self):
+        return f"{type(self).__name__}Backward{int(self.along)}"
 
     def forward(self, xp, a):
         return xp.sum(a, axis=self.dims, keepdims=self.keepdim)
@@ -388,7 +427,8 @@ class Mean(Sum):
 
 
 class MseLoss(Elementwise):
-    """``mean((input - target) ** 2)`` (or its sum) as one node, PyTorch's ``MseLossBackward0``.
+    """``mean((input - target) ** 2)`` (or its sum, or with reduction 'none' each squared
+    difference) as one node, PyTorch's ``MseLossBackward0``.
 
     One node instead of four (sub, pow, mean and their backward) matters in a training step,
     where the loss is small and the time goes to per-op overhead.
@@ -401,6 +441,8 @@ class MseLoss(Elementwise):
     def forward(self, xp, input, target):  # noqa: A002 - PyTorch's name
         difference = input - target
         squared = difference * difference
+        if self.reduction == "none":
+            return squared
         return xp.mean(squared) if self.reduction == "mean" else xp.sum(squared)
 
     def local_grads(self, grad):
@@ -409,7 +451,7 @@ class MseLoss(Elementwise):
         scale = 2.0 / difference.numel() if self.reduction == "mean" else 2.0
         lead = self.lead(grad)
         seed = grad * scale
-        if lead:  # one seed per leading axis: line them up with the elements they scale
+        if lead and self.reduction != "none":  # one seed per leading axis: line them up
             seed = _reshape(seed, tuple(grad._array.shape[:lead]) + (1,) * difference.ndim)
         grad_input = difference * seed
         return (grad_input if self.needs_input_grad[0] else None,
@@ -433,6 +475,9 @@ class Max(Function):
 
     def __init__(self, dim=None, keepdim=False):
         self.dim, self.keepdim = dim, keepdim
+
+    def name(self):  # PyTorch's overloads: max(dim) is 0, the max of all elements 1
+        return "MaxBackward1" if self.dim is None else "MaxBackward0"
 
     def forward(self, xp, a):
         if self.dim is None:
@@ -458,6 +503,9 @@ class Max(Function):
 # --------------------------------------------------------------------------- shapes
 class Reshape(Function):
     view = True
+
+    def name(self):  # PyTorch names a reshape by what it did: a view
+        return "ViewBackward0" if type(self) is Reshape else super().name()
 
     def __init__(self, shape):
         self.shape = shape
@@ -574,8 +622,21 @@ class Index(Function):
     def __init__(self, key):
         self.key = key
 
+    def name(self):
+        """PyTorch's node for the last part of the key that picks: an integer selects, a slice
+        slices, an array indexes."""
+        if any(hasattr(part, "dtype") for part in self.key):
+            return "IndexBackward0"
+        picking = [p for p in self.key if p is not Ellipsis and p != slice(None)]
+        if not picking:
+            return "AliasBackward0"
+        return "SliceBackward0" if isinstance(picking[-1], slice) else "SelectBackward0"
+
     def forward(self, xp, a):
-        return self.backend.getitem(a, self.key)
+        try:
+            return self.backend.getitem(a, self.key)
+        except IndexError as error:  # the array library's words, in PyTorch's
+            raise IndexError(str(error).replace("for axis", "for dimension")) from None
 
     def backward(self, grad):
         lead = self.lead(grad)
@@ -604,14 +665,32 @@ class IndexAdd(Function):
 
 # --------------------------------------------------------------------------- linear algebra
 def _matmul_message(a, b):
+    """PyTorch's message for the shapes ``a @ b`` rejects (it names what each case reduces to:
+    a dot product, a matrix-vector or a matrix-matrix product, a batch of them), or None."""
     if len(a) == 0 or len(b) == 0:
         return (f"both arguments to matmul need to be at least 1D, but they are "
                 f"{len(a)}D and {len(b)}D")
-    inner_b = b[-2] if len(b) > 1 else b[0]
-    if a[-1] != inner_b:
-        return (f"mat1 and mat2 shapes cannot be multiplied "
-                f"({'x'.join(map(str, a))} and {'x'.join(map(str, b))})")
-    return None
+    batch = ()
+    if len(a) > 2 and len(b) > 2:
+        message = _broadcast_mismatch(a[:-2], b[:-2])
+        if message:
+            return message
+        batch = tuple(builtins.max(x, y) for x, y in zip(
+            (1,) * (len(b) - len(a)) + tuple(a[:-2]), (1,) * (len(a) - len(b)) + tuple(b[:-2])))
+    inner = a[-1]
+    if inner == (b[-2] if len(b) > 1 else b[0]):
+        return None
+    rows = math.prod(a[:-1])
+    if len(a) == 1 and len(b) == 1:
+        return (f"inconsistent tensor size, expected tensor [{inner}] and src [{b[0]}] to have the "
+                f"same number of elements, but got {inner} and {b[0]} elements respectively")
+    if len(b) == 1:
+        return f"size mismatch, got input ({rows}), mat ({rows}x{inner}), vec ({b[0]})"
+    if len(b) == 2:
+        return f"mat1 and mat2 shapes cannot be multiplied ({rows}x{inner} and {b[0]}x{b[1]})"
+    count = math.prod(batch or b[:-2])
+    return (f"Expected size for first two dimensions of batch2 tensor to be: [{count}, {inner}] "
+            f"but got: [{count}, {b[-2]}].")
 
 
 _MIXED_DTYPES = {  # PyTorch's messages, which name C types
@@ -646,9 +725,16 @@ def _matrix_product(xp, a, b):
 class Matmul(Function):
     inputs_to_save = staticmethod(_each_needs_the_other)
 
+    def name(self):  # PyTorch's node for the shapes multiplied, where it is one node
+        ranks = tuple(len(shape) for shape in getattr(self, "shapes", ()))
+        return {(1, 1): "DotBackward0", (2, 2): "MmBackward0", (2, 1): "MvBackward0"}.get(
+            ranks, "MatmulBackward0")
+
     def forward(self, xp, a, b):
         message = _matmul_message(a.shape, b.shape)
         if message:
+            if a.ndim != 2 or b.ndim != 2:  # PyTorch's words name what the shapes reduce to
+                message += f" (matmul of shapes {list(a.shape)} and {list(b.shape)})"
             raise RuntimeError(message)
         _same_dtypes(self.backend, a, b, "dot" if a.ndim == b.ndim == 1 else "matmul")
         try:
@@ -906,14 +992,14 @@ def where(condition, a, b):
 
 
 def sum(a, dim=None, keepdim=False):  # noqa: A001
-    return Sum(_normalize_dims(dim, a.ndim), keepdim)(a)
+    return Sum(_normalize_dims(dim, a.ndim), keepdim, along=dim is not None)(a)
 
 
 def mean(a, dim=None, keepdim=False):
     if not a.dtype.is_floating_point:
         raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be either a "
                            f"floating point or complex dtype. Got: {a.dtype.name}")
-    return Mean(_normalize_dims(dim, a.ndim), keepdim)(a)
+    return Mean(_normalize_dims(dim, a.ndim), keepdim, along=dim is not None)(a)
 
 
 class MaxResult(tuple):
@@ -1033,19 +1119,34 @@ def expand(a, *shape):
     shape = _shape_arg(shape)
     old = (1,) * (len(shape) - a.ndim) + tuple(a.shape)
     shape = tuple(o if s == -1 else s for s, o in zip(shape, old))
-    for s, o in zip(shape, old):
+    for d, (s, o) in enumerate(zip(shape, old)):
         if o != 1 and o != s:
             raise RuntimeError(f"The expanded size of the tensor ({s}) must match the existing "
-                               f"size ({o}) at non-singleton dimension. Target sizes: {list(shape)}."
-                               f"  Tensor sizes: {list(a.shape)}")
+                               f"size ({o}) at non-singleton dimension {d}.  Target sizes: "
+                               f"{list(shape)}.  Tensor sizes: {list(a.shape)}")
     return Expand(shape)(a)
 
 
 def cat(tensors, dim=0):
+    if isinstance(tensors, Tensor):
+        raise TypeError("cat(): argument 'tensors' (position 1) must be tuple of Tensors, not "
+                        "Tensor. Pass a list: cat([a, b]).")
     tensors = list(tensors)
     if not tensors:
         raise RuntimeError("cat(): expected a non-empty list of Tensors")
-    return Cat(_normalize_dims(dim, tensors[0].ndim)[0])(*_promoted(tensors))
+    for i, t in enumerate(tensors):
+        if t.ndim == 0:
+            raise RuntimeError(f"zero-dimensional tensor (at position {i}) cannot be concatenated. "
+                               "Use stack() for numbers, or reshape(1) them first.")
+    axis = _normalize_dims(dim, tensors[0].ndim)[0]
+    first = tuple(tensors[0].shape)
+    for i, t in enumerate(tensors[1:], start=1):
+        shape = tuple(t.shape)
+        for d, (expected, got) in enumerate(zip(first, shape)):
+            if d != axis and expected != got:
+                raise RuntimeError(f"Sizes of tensors must match except in dimension {axis}. Expected "
+                                   f"size {expected} but got size {got} for tensor number {i} in the list.")
+    return Cat(axis)(*_promoted(tensors))
 
 
 def stack(tensors, dim=0):
@@ -1074,6 +1175,9 @@ def _normalize_key(a, key):
     parts = key if isinstance(key, tuple) else (key,)
     normalized = []
     for part in parts:
+        if isinstance(part, slice) and part.step is not None and part.step <= 0:
+            raise ValueError("step must be greater than zero. To go backwards, index with "
+                             "chainrule.arange(n - 1, -1, -1).")
         if isinstance(part, Tensor):
             part = part._array
         elif isinstance(part, (list, tuple)):

@@ -184,6 +184,11 @@ class Tensor:
     def numel(self):
         return Size(self._array.shape).numel()
 
+    def __iter__(self):
+        if self._array.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self._array.shape[0]))
+
     def __len__(self):
         if self._array.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
@@ -386,7 +391,11 @@ class Tensor:
             other = other._array
             if other.dtype != self._array.dtype:
                 other = self._backend.xp.astype(other, self._array.dtype)
-        update(self._array, other if alpha == 1 else other * alpha)
+        try:
+            update(self._array, other if alpha == 1 else other * alpha)
+        except ValueError as error:  # the update does not fit this tensor's shape
+            raise RuntimeError(ops._inplace_message(tuple(self.shape), tuple(getattr(other, "shape", ())))) \
+                from error
         self._bump_version()
         return self
 

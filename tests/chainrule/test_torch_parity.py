@@ -668,3 +668,83 @@ def test_retained_grads_do_not_share_memory():
 
     for th, cr, what in zip(*both(case), ("a.grad", "z.grad", "w.grad")):
         assert_like(cr, th, what)
+
+
+# ---------------------------------------------------------------- P. grad_fn names
+
+GRAD_FN_CASES = {  # each builds a result from x (2, 3), v (3,), m (3, 3), all requiring grad
+    "2 - x": lambda lib, x, v, m: 2 - x,
+    "x - 2": lambda lib, x, v, m: x - 2,
+    "x ** 2": lambda lib, x, v, m: x ** 2,
+    "x ** x": lambda lib, x, v, m: x ** x,
+    "2 ** x": lambda lib, x, v, m: 2 ** x,
+    "v @ v": lambda lib, x, v, m: v @ v,
+    "x @ m": lambda lib, x, v, m: x @ m,
+    "m @ v": lambda lib, x, v, m: m @ v,
+    "sum()": lambda lib, x, v, m: x.sum(),
+    "sum(0)": lambda lib, x, v, m: x.sum(0),
+    "mean()": lambda lib, x, v, m: x.mean(),
+    "mean(1, keepdim)": lambda lib, x, v, m: x.mean(1, keepdim=True),
+    "max()": lambda lib, x, v, m: x.max(),
+    "max(0)": lambda lib, x, v, m: x.max(0)[0],
+    "clamp(0, 1)": lambda lib, x, v, m: x.clamp(0, 1),
+    "clamp(min=0)": lambda lib, x, v, m: x.clamp(min=0),
+    "float()": lambda lib, x, v, m: x.float(),
+    "reshape(6)": lambda lib, x, v, m: x.reshape(6),
+    "view(6)": lambda lib, x, v, m: x.view(6),
+    "x[0]": lambda lib, x, v, m: x[0],
+    "x[:1]": lambda lib, x, v, m: x[:1],
+    "x[:, 1]": lambda lib, x, v, m: x[:, 1],
+    "x[0, :1]": lambda lib, x, v, m: x[0, :1],
+    "x[[0, 1]]": lambda lib, x, v, m: x[[0, 1]],
+    "x[x > 0]": lambda lib, x, v, m: x[x > 0],
+    "maximum": lambda lib, x, v, m: lib.maximum(x, x * 2),
+    "mse none": lambda lib, x, v, m: lib.nn.functional.mse_loss(x, x.detach() + 1, reduction="none"),
+    "mse": lambda lib, x, v, m: lib.nn.functional.mse_loss(x, x.detach() + 1),
+    "tanh'": lambda lib, x, v, m: lib.autograd.grad(x.tanh().sum(), x, create_graph=True)[0],
+    "sigmoid'": lambda lib, x, v, m: lib.autograd.grad(x.sigmoid().sum(), x, create_graph=True)[0],
+}
+
+
+@pytest.mark.parametrize("case", GRAD_FN_CASES)
+def test_grad_fn_names_match_torch(case):
+    """The grad_fn a student prints next to torch's has the same name."""
+
+    def build(lib):
+        x = lib.tensor([[0.5, -1.0, 2.0], [1.5, 0.25, -0.75]], dtype=lib.float64, requires_grad=True)
+        v = lib.tensor([1.0, 2.0, 3.0], dtype=lib.float64, requires_grad=True)
+        m = lib.eye(3, dtype=lib.float64).requires_grad_()
+        return GRAD_FN_CASES[case](lib, x, v, m).grad_fn
+
+    th, cr = both(build)
+    assert cr.name() == type(th).__name__
+    assert repr(cr).startswith(f"<{type(th).__name__} object at ")
+
+
+# ---------------------------------------------------------------- Q. error messages start with torch's
+
+ERROR_CASES = {
+    "dot of different lengths": lambda lib: lib.ones(3) @ lib.ones(4),
+    "batch of matrices @ matrix": lambda lib: lib.ones(2, 3, 4) @ lib.ones(5, 2),
+    "vector @ matrix": lambda lib: lib.ones(3) @ lib.ones(4, 2),
+    "matrix @ vector": lambda lib: lib.ones(2, 3) @ lib.ones(4),
+    "batch @ batch": lambda lib: lib.ones(2, 3, 4) @ lib.ones(2, 5, 2),
+    "batch dims that do not broadcast": lambda lib: lib.ones(2, 3, 4) @ lib.ones(3, 4, 2),
+    "cat of 0-d tensors": lambda lib: lib.cat([lib.tensor(1.0), lib.tensor(2.0)]),
+    "cat of different sizes": lambda lib: lib.cat([lib.ones(2, 2), lib.ones(2, 3)]),
+    "cat of a bare tensor": lambda lib: lib.cat(lib.ones(2, 2)),
+    "in-place update that broadcasts": lambda lib: lib.ones(2).add_(lib.ones(2, 2)),
+    "negative slice step": lambda lib: lib.ones(3)[::-1],
+    "iteration over a 0-d tensor": lambda lib: list(lib.tensor(3.0)),
+    "index out of bounds": lambda lib: lib.ones(3)[5],
+    "expand to a bad size": lambda lib: lib.ones(3).expand(2, 4),
+}
+
+
+@pytest.mark.parametrize("case", ERROR_CASES)
+def test_errors_start_with_torchs_words(case):
+    """The error a student meets reads as torch's (chainrule may add a hint after it)."""
+    with pytest.raises(Exception) as from_torch:
+        ERROR_CASES[case](torch)
+    with pytest.raises(from_torch.type, match=re.escape(str(from_torch.value))):
+        ERROR_CASES[case](chainrule)

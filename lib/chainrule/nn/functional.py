@@ -15,8 +15,6 @@ def mse_loss(input, target, reduction="mean"):  # noqa: A002
         warnings.warn(f"Using a target size ({target.shape}) that is different to the input size "
                       f"({input.shape}). This will likely lead to incorrect results due to "
                       "broadcasting. Please ensure they have the same size.", stacklevel=2)
-    if reduction in ("mean", "sum"):
+    if reduction in ("mean", "sum", "none"):
         return ops.mse_loss(input, target, reduction)
-    if reduction == "none":
-        return (input - target) ** 2
     raise ValueError(f"{reduction} is not a valid value for reduction")
