@@ -16,10 +16,20 @@ def to_numpy(value):
 def assert_close(actual, expected, *, rtol=None, atol=None, msg=None):
     """Fail with a message saying where and by how much ``actual`` and ``expected`` differ.
 
-    Default tolerances follow PyTorch's: 1.3e-6/1e-5 for float32, 1e-7/1e-7 for float64.
+    Default tolerances follow PyTorch's: 1.3e-6/1e-5 for float32, 1e-7/1e-7 for float64 (give
+    both or neither, as in PyTorch). Unlike PyTorch's, dtypes may differ: values are compared, so
+    a float32 result can be checked against a float64 reference.
     """
-    a, e = to_numpy(actual), to_numpy(expected)
+    if (rtol is None) != (atol is None):
+        raise ValueError("Both 'rtol' and 'atol' must be either specified or omitted, but got no "
+                         f"{'atol' if atol is None else 'rtol'}.")
     prefix = f"{msg}: " if msg else ""
+    if actual is None or expected is None:
+        if actual is None and expected is None:
+            return
+        raise AssertionError(f"{prefix}None mismatch: {actual!r} is not {expected!r} (a .grad "
+                             "that was never filled is None: did backward reach this tensor?)")
+    a, e = to_numpy(actual), to_numpy(expected)
     if a.shape != e.shape:
         raise AssertionError(f"{prefix}shapes differ: got {a.shape}, expected {e.shape}")
     if rtol is None or atol is None:
@@ -34,6 +44,6 @@ def assert_close(actual, expected, *, rtol=None, atol=None, msg=None):
         worst = np.unravel_index(np.nanargmax(np.where(bad, difference, -1)), a.shape) if a.ndim else ()
         raise AssertionError(
             f"{prefix}tensors are not close: {int(bad.sum())} of {a.size} elements differ "
-            f"(rtol={rtol}, atol={atol}). First at index {list(where)}: got {a64[where]!r}, "
-            f"expected {e64[where]!r}. Largest difference {difference[worst]:.3g} at index "
+            f"(rtol={rtol}, atol={atol}). First at index {list(where)}: got {float(a64[where])}, "
+            f"expected {float(e64[where])}. Largest difference {difference[worst]:.3g} at index "
             f"{[int(i) for i in worst]}.")

@@ -748,3 +748,27 @@ def test_errors_start_with_torchs_words(case):
         ERROR_CASES[case](torch)
     with pytest.raises(from_torch.type, match=re.escape(str(from_torch.value))):
         ERROR_CASES[case](chainrule)
+
+
+# ---------------------------------------------------------------- R. chainrule.testing.assert_close
+
+def test_assert_close_none_against_a_tensor():
+    """assert_close(x.grad, expected) with a .grad left None fails as torch's does: 'None mismatch'."""
+    for lib, check in ((torch, torch.testing.assert_close), (chainrule, chainrule.testing.assert_close)):
+        with pytest.raises(AssertionError, match="None mismatch"):
+            check(None, lib.ones(2))
+    chainrule.testing.assert_close(None, None)
+
+
+def test_assert_close_wants_both_tolerances_or_neither():
+    """rtol without atol is refused with torch's ValueError."""
+    message = "Both 'rtol' and 'atol' must be either specified or omitted, but got no atol."
+    for lib, check in ((torch, torch.testing.assert_close), (chainrule, chainrule.testing.assert_close)):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            check(lib.ones(2), lib.ones(2), rtol=1e-3)
+
+
+def test_assert_close_message_shows_plain_numbers():
+    """The numbers in the message read as numbers (2.0), not as NumPy reprs (np.float64(2.0))."""
+    with pytest.raises(AssertionError, match=re.escape("got 2.0, expected 2.5")):
+        chainrule.testing.assert_close(chainrule.tensor([1.0, 2.0]), torch.tensor([1.0, 2.5]))
