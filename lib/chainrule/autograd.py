@@ -63,7 +63,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
                      allow_unused=True)
         for tensor, g in zip(inputs, grads):
             if g is not None:
-                tensor.grad = g if tensor.grad is None else tensor.grad + g
+                tensor.grad = g if tensor._grad is None else tensor._grad + g
         return
     with set_grad_enabled(create_graph):
         engine.backpropagate([t.grad_fn or t._edge()[0] for t in tensors], seeds,

@@ -1,5 +1,6 @@
 """``Tensor``: an array, where it came from (``grad_fn``) and where its gradient goes (``grad``)."""
 import operator
+import warnings
 import weakref
 
 from . import dtypes, engine
@@ -17,6 +18,13 @@ class Size(tuple):
         for s in self:
             n *= s
         return n
+
+
+NON_LEAF_GRAD = (
+    "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad "
+    "attribute won't be populated during autograd.backward(). If you indeed want the .grad field "
+    "to be populated for a non-leaf Tensor, use .retain_grad() on the non-leaf Tensor. If you "
+    "access the non-leaf Tensor by mistake, make sure you access the leaf Tensor instead.")
 
 
 class VersionCounter:
@@ -109,6 +117,8 @@ class Tensor:
 
     @property
     def grad(self):
+        if self._grad is None and self.grad_fn is not None and not self.retains_grad:
+            warnings.warn(NON_LEAF_GRAD, UserWarning, stacklevel=2)
         return self._grad
 
     @grad.setter

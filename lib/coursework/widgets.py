@@ -179,7 +179,8 @@ class Lesson1Graph(Panel):
             "leaves": lv,
             **wm.lesson1_forward(lv["x"], lv["y"], lv["z"]),
             "grads": {k: t[k].grad.numpy().copy() for k in "xyz"},
-            "a_grad": None if t["a"].grad is None else t["a"].grad.numpy().copy(),
+            # Reading .grad of a non-leaf that does not retain it warns (in PyTorch and chainrule).
+            "a_grad": t["a"].grad.numpy().copy() if t["a"].retains_grad else None,
             "torch": t,
         }
         cr = None

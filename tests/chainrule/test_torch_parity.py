@@ -772,3 +772,31 @@ def test_assert_close_message_shows_plain_numbers():
     """The numbers in the message read as numbers (2.0), not as NumPy reprs (np.float64(2.0))."""
     with pytest.raises(AssertionError, match=re.escape("got 2.0, expected 2.5")):
         chainrule.testing.assert_close(chainrule.tensor([1.0, 2.0]), torch.tensor([1.0, 2.5]))
+
+
+# ---------------------------------------------------------------- S. .grad of a non-leaf
+
+def test_reading_grad_of_a_non_leaf_warns_like_torch():
+    """y.grad of a non-leaf that does not retain its gradient is None, with torch's warning."""
+    messages = []
+    for lib in (torch, chainrule):
+        x = lib.tensor([1.0, 2.0], requires_grad=True)
+        y = x * 2
+        y.sum().backward()
+        with pytest.warns(UserWarning, match="is not a leaf Tensor is being accessed") as caught:
+            assert y.grad is None
+        messages.append(str(caught[0].message))
+    assert messages[1] in messages[0]  # torch's adds a link and where it was triggered
+
+
+def test_reading_grad_of_a_leaf_or_a_retained_non_leaf_is_silent():
+    """Leaves and retain_grad() non-leaves give their .grad without a warning."""
+    import warnings
+
+    x = chainrule.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 2
+    y.retain_grad()
+    y.sum().backward()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert x.grad is not None and y.grad is not None
