@@ -35,14 +35,16 @@ class Module:
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
             raise AttributeError("cannot assign attributes before Module.__init__() call")
-        self._parameters.pop(name, None)
-        self._modules.pop(name, None)
-        if isinstance(value, Parameter):
+        # a name already registered keeps its place, so parameters() keeps its order, as in torch
+        if isinstance(value, Parameter) or (value is None and name in ("weight", "bias")):
+            self._modules.pop(name, None)
             self._parameters[name] = value
         elif isinstance(value, Module):
+            self._parameters.pop(name, None)
             self._modules[name] = value
-        elif value is None and name in ("weight", "bias"):
-            self._parameters[name] = None
+        else:
+            self._parameters.pop(name, None)
+            self._modules.pop(name, None)
         object.__setattr__(self, name, value)
 
     def forward(self, *args, **kwargs):
@@ -138,10 +140,13 @@ class Module:
         return ""
 
     def __repr__(self):
-        lines = [f"  ({name}): " + repr(m).replace("\n", "\n  ") for name, m in self._modules.items()]
-        if not lines:
-            return f"{type(self).__name__}({self.extra_repr()})"
-        return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
+        # torch's layout: extra_repr's lines, then the children, one level of indent each
+        extra = self.extra_repr()
+        lines = (extra.split("\n") if extra else []) + [
+            f"({name}): " + repr(m).replace("\n", "\n  ") for name, m in self._modules.items()]
+        if len(lines) <= 1 and not self._modules:
+            return f"{type(self).__name__}({extra})"
+        return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
 
 
 class Linear(Module):
@@ -180,10 +185,10 @@ class Sequential(Module):
             setattr(self, name, module)
 
     def __getitem__(self, index):
-        items = list(self._modules.values())
         if isinstance(index, slice):
-            return Sequential(*items[index])
-        return items[index]
+            # the part keeps its layers' names: model[2:] starts at "2", as in torch
+            return Sequential(OrderedDict(list(self._modules.items())[index]))
+        return list(self._modules.values())[index]
 
     def __len__(self):
         return len(self._modules)
@@ -230,6 +235,3 @@ class MSELoss(Module):
 
     def forward(self, input, target):  # noqa: A002
         return F.mse_loss(input, target, self.reduction)
-
-    def extra_repr(self):
-        return "" if self.reduction == "mean" else f"reduction='{self.reduction}'"
