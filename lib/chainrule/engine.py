@@ -7,6 +7,9 @@ size of the graph.
 """
 
 
+from .grad_mode import is_grad_enabled
+
+
 class Node:
     """A recorded operation: what PyTorch calls a ``grad_fn``.
 
@@ -55,7 +58,7 @@ class AccumulateGrad(Node):
             # memory with another tensor (the gradient of a reshape is a view).
             variable.grad = grad.clone() if grad._may_alias() else grad
             grad._owned = True
-        elif grad.requires_grad or variable.grad.requires_grad:
+        elif is_grad_enabled():
             variable.grad = variable.grad + grad  # recorded (create_graph): a new node of the graph
         else:
             # In place, as in PyTorch: whoever holds this .grad sees the sum.

@@ -800,3 +800,20 @@ def test_reading_grad_of_a_leaf_or_a_retained_non_leaf_is_silent():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert x.grad is not None and y.grad is not None
+
+
+def test_accumulating_after_create_graph_backwards_keeps_the_grad_fn():
+    """Two create_graph backwards, then a plain one: values and grad_fn as torch's (in place)."""
+
+    def case(lib):
+        x = lib.tensor([1.0, 2.0], dtype=lib.float64, requires_grad=True)
+        (x ** 3).sum().backward(create_graph=True)
+        (x ** 3).sum().backward(create_graph=True)
+        first = x.grad
+        (x ** 3).sum().backward()
+        return first, x.grad
+
+    (th_first, th_grad), (cr_first, cr_grad) = both(case)
+    assert_like(cr_grad, th_grad, "x.grad")
+    assert (cr_first is cr_grad) == (th_first is th_grad)
+    assert (cr_grad.grad_fn is None) == (th_grad.grad_fn is None)
