@@ -10,9 +10,9 @@ from .creation import (arange, as_tensor, empty, eye, full, full_like, linspace,
 from .device import device, get_default_device, set_default_device
 from .dtypes import bool, dtype, float32, float64, int64  # noqa: A004
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from .ops import (abs, add, cat, clamp, div, exp, linear, log, matmul, max, maximum, mean, mul,  # noqa: A004
-                  neg, permute, pow, relu, reshape, sigmoid, sqrt, squeeze, stack, sub, sum, tanh,
-                  transpose, unsqueeze, where)
+from .ops import (abs, add, cat, clamp, div, exp, flatten, linear, log, matmul, max,  # noqa: A004
+                  maximum, mean, min, minimum, mul, neg, permute, pow, relu, reshape, sigmoid, sqrt,
+                  squeeze, stack, sub, sum, tanh, transpose, unsqueeze, where)
 from .tensor import Size, Tensor
 
 float = float32  # noqa: A001 - PyTorch's aliases

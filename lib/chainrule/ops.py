@@ -185,11 +185,24 @@ class Maximum(Elementwise):
     def forward(self, xp, a, b):
         return xp.maximum(a, b)
 
+    def a_wins(self, a, b):
+        return a > b
+
     def local_grads(self, grad):
         a, b = self.inputs
-        share_a = where(a > b, 1.0, where(a == b, 0.5, 0.0))
+        share_a = where(self.a_wins(a, b), 1.0, where(a == b, 0.5, 0.0))
         return (grad * share_a if self.needs_input_grad[0] else None,
                 grad * (1.0 - share_a) if self.needs_input_grad[1] else None)
+
+
+class Minimum(Maximum):
+    """The smaller of two tensors, element by element (``min(a, b)``)."""
+
+    def forward(self, xp, a, b):
+        return xp.minimum(a, b)
+
+    def a_wins(self, a, b):
+        return a < b
 
 
 class Where(Elementwise):
@@ -476,20 +489,25 @@ class Max(Function):
     def __init__(self, dim=None, keepdim=False):
         self.dim, self.keepdim = dim, keepdim
 
-    def name(self):  # PyTorch's overloads: max(dim) is 0, the max of all elements 1
-        return "MaxBackward1" if self.dim is None else "MaxBackward0"
+    def name(self):  # PyTorch's overloads: along a dim is 0, over all elements 1
+        return f"{type(self).__name__}Backward{int(self.dim is None)}"
+
+    def extreme(self, xp):
+        """The reduction and where it is reached: max and argmax (min and argmin for Min)."""
+        return xp.max, xp.argmax
 
     def forward(self, xp, a):
+        extreme, where_reached = self.extreme(xp)
         if self.dim is None:
-            values = xp.max(a)
+            values = extreme(a)
             hits = xp.astype(a == values, a.dtype)
             self.mask = hits / xp.sum(hits)
             return values
-        self.indices = xp.argmax(a, axis=self.dim, keepdims=True)
+        self.indices = where_reached(a, axis=self.dim, keepdims=True)
         positions = xp.reshape(xp.arange(a.shape[self.dim]),
                                tuple(-1 if i == self.dim else 1 for i in range(a.ndim)))
         self.mask = xp.astype(positions == self.indices, a.dtype)
-        values = xp.max(a, axis=self.dim, keepdims=self.keepdim)
+        values = extreme(a, axis=self.dim, keepdims=self.keepdim)
         if not self.keepdim:
             self.indices = xp.squeeze(self.indices, axis=self.dim)
         return values
@@ -498,6 +516,13 @@ class Max(Function):
         dims = tuple(range(len(self.shapes[0]))) if self.dim is None else (self.dim,)
         expanded = _expand_reduced(grad, self.shapes[0], dims, self.lead(grad))
         return (expanded * Tensor._make(self.mask, grad._backend),)
+
+
+class Min(Max):
+    """The minimum over all elements, or along ``dim``."""
+
+    def extreme(self, xp):
+        return xp.min, xp.argmin
 
 
 # --------------------------------------------------------------------------- shapes
@@ -1004,6 +1029,10 @@ def mean(a, dim=None, keepdim=False):
 
 class MaxResult(tuple):
     """``(values, indices)`` of ``max(dim=...)``, also readable as ``.values`` and ``.indices``."""
+    function = "max"
+
+    def __repr__(self):
+        return f"chainrule.return_types.{self.function}(\nvalues={self[0]!r},\nindices={self[1]!r})"
 
     @property
     def values(self):
@@ -1014,23 +1043,40 @@ class MaxResult(tuple):
         return self[1]
 
 
+class MinResult(MaxResult):
+    function = "min"
+
+
 def max(a, dim=None, keepdim=False):  # noqa: A001
     """``max(a)``: the largest element; ``max(a, dim)``: (values, indices) along ``dim``;
     ``max(a, b)`` with a tensor ``b``: the elementwise maximum, as in PyTorch."""
+    return _extreme(Max, MaxResult, maximum, a, dim, keepdim)
+
+
+def min(a, dim=None, keepdim=False):  # noqa: A001
+    """The smallest element, (values, indices) along ``dim``, or the elementwise minimum."""
+    return _extreme(Min, MinResult, minimum, a, dim, keepdim)
+
+
+def _extreme(op_class, result_class, elementwise, a, dim, keepdim):
     if isinstance(dim, Tensor):
-        return maximum(a, dim)
+        return elementwise(a, dim)
     if dim is None:
-        return Max()(a)
+        return op_class()(a)
     if a.ndim == 0:  # a 0-d tensor has one element, at index 0 of "dimension" 0 or -1
         _normalize_dims(dim, 1)
-        return max(a.reshape(1), 0)
-    op = Max(_normalize_dims(dim, a.ndim)[0], keepdim)
+        return _extreme(op_class, result_class, elementwise, a.reshape(1), 0, False)
+    op = op_class(_normalize_dims(dim, a.ndim)[0], keepdim)
     values = op(a)
-    return MaxResult((values, Tensor._make(op.indices, a._backend)))
+    return result_class((values, Tensor._make(op.indices, a._backend)))
 
 
 def maximum(a, b):
     return Maximum()(*_promoted((a, b)))
+
+
+def minimum(a, b):
+    return Minimum()(*_promoted((a, b)))
 
 
 def matmul(a, b):
@@ -1044,6 +1090,17 @@ def linear(x, weight, bias=None):
 def reshape(a, *shape):
     shape = _shape_arg(shape)
     return Reshape(_infer_shape(shape, a.numel(), a.shape))(a)
+
+
+def flatten(a, start_dim=0, end_dim=-1):
+    """Dimensions ``start_dim`` to ``end_dim`` merged into one (all of them by default)."""
+    if a.ndim == 0:
+        return reshape(a, 1)
+    start, end = (_normalize_dims(d, a.ndim)[0] for d in (start_dim, end_dim))
+    if start > end:
+        raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
+    shape = tuple(a.shape)
+    return reshape(a, shape[:start] + (math.prod(shape[start:end + 1]),) + shape[end + 1:])
 
 
 def view(a, *shape):

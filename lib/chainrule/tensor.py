@@ -377,10 +377,14 @@ class Tensor:
         return self._compare(other, lambda a, b: a != b)
 
     def __and__(self, other):
-        return self._compare(other, lambda a, b: a & b)
+        a, b = ops._promoted((self, other))  # a mask & 3 is an integer tensor, as in PyTorch
+        return a._compare(b, lambda x, y: x & y)
 
     def __or__(self, other):
-        return self._compare(other, lambda a, b: a | b)
+        a, b = ops._promoted((self, other))
+        return a._compare(b, lambda x, y: x | y)
+
+    __rand__, __ror__ = __and__, __or__
 
     def __invert__(self):
         return Tensor._make(~self._array, self._backend)
@@ -518,14 +522,20 @@ class Tensor:
     def maximum(self, other):
         return ops.maximum(self, other)
 
+    def min(self, dim=None, keepdim=False):
+        return ops.min(self, dim, keepdim)
+
+    def minimum(self, other):
+        return ops.minimum(self, other)
+
     def reshape(self, *shape):
         return ops.reshape(self, *shape)
 
     def view(self, *shape):
         return ops.view(self, *shape)
 
-    def flatten(self):
-        return ops.reshape(self, -1)
+    def flatten(self, start_dim=0, end_dim=-1):
+        return ops.flatten(self, start_dim, end_dim)
 
     def permute(self, *dims):
         return ops.permute(self, *dims)

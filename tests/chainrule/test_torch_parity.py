@@ -817,3 +817,48 @@ def test_accumulating_after_create_graph_backwards_keeps_the_grad_fn():
     assert_like(cr_grad, th_grad, "x.grad")
     assert (cr_first is cr_grad) == (th_first is th_grad)
     assert (cr_grad.grad_fn is None) == (th_grad.grad_fn is None)
+
+
+# ---------------------------------------------------------------- T. min, flatten, reflected & and |
+
+REDUCTION_CASES = {
+    "x.min()": lambda lib, x: x.min(),
+    "x.min(0).values": lambda lib, x: x.min(0).values,
+    "min(x, -1, keepdim)": lambda lib, x: lib.min(x, -1, keepdim=True)[0],
+    "minimum(x, 2)": lambda lib, x: lib.minimum(x, lib.full_like(x, 2.0)),
+    "min(x, x.flip)": lambda lib, x: lib.min(x, x[[1, 0]]),
+    "x.max(1).values": lambda lib, x: x.max(1).values,
+    "flatten()": lambda lib, x: x.reshape(2, 2, 2).flatten() * 1.0,
+    "flatten(1)": lambda lib, x: x.reshape(2, 2, 2).flatten(1) * 1.0,
+    "flatten(0, 1)": lambda lib, x: x.reshape(2, 2, 2).flatten(0, 1) * 1.0,
+}
+
+
+@pytest.mark.parametrize("case", REDUCTION_CASES)
+def test_min_and_flatten_values_and_gradients(case):
+    """Values, gradients (ties shared as torch shares them) and grad_fn names as torch's."""
+
+    def run(lib):
+        x = lib.tensor([[1.0, 5.0, 2.0, 2.0], [3.0, 2.0, 2.0, 0.5]], dtype=lib.float64, requires_grad=True)
+        out = REDUCTION_CASES[case](lib, x)
+        out.backward(lib.ones_like(out) * lib.arange(1.0, out.numel() + 1, dtype=lib.float64).reshape(out.shape))
+        return out, x.grad, out.grad_fn
+
+    (th_out, th_grad, th_fn), (cr_out, cr_grad, cr_fn) = both(run)
+    assert_like(cr_out, th_out, "value")
+    assert_like(cr_grad, th_grad, "x.grad")
+    assert cr_fn.name() == type(th_fn).__name__
+
+
+def test_min_with_dim_returns_values_and_indices_like_torch():
+    """x.min(0) is a (values, indices) pair that prints as torch's return type."""
+    th, cr = both(lambda lib: lib.tensor([[1.0, 5.0], [3.0, 2.0]]).min(0))
+    assert_like(cr.indices, th.indices, "indices")
+    assert repr(cr) == repr(th).replace("torch.", "chainrule.")
+
+
+def test_number_and_mask_combine_from_either_side():
+    """3 & mask and mask | 1 work from either side, as in torch."""
+    th, cr = both(lambda lib: ((3 & (lib.arange(4) > 1)), (0 | (lib.arange(4) > 2))))
+    for a, b in zip(cr, th):
+        assert_like(a, b)
