@@ -62,8 +62,12 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         grads = grad(tensors, inputs, seeds, retain_graph=retain_graph, create_graph=create_graph,
                      allow_unused=True)
         for tensor, g in zip(inputs, grads):
-            if g is not None:
-                tensor.grad = g if tensor._grad is None else tensor._grad + g
+            if g is None:
+                continue
+            if tensor.grad_fn is None:  # a leaf: added as backward adds (in place once it has one)
+                tensor._edge()[0].apply(g)
+            else:
+                tensor.grad = g.clone() if tensor._grad is None else tensor._grad + g
         return
     with set_grad_enabled(create_graph):
         engine.backpropagate([t.grad_fn or t._edge()[0] for t in tensors], seeds,
@@ -131,10 +135,12 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
         return tensor.detach().cpu().numpy().reshape(-1)
 
     for o, out in enumerate(evaluate(values)[1]):
+        if not out.requires_grad:
+            continue  # as in PyTorch, only differentiable outputs are checked
         n_out = out.numel()
         for i in checked:
             analytic = np.zeros((n_out, inputs[i].numel()))
-            for k in range(n_out if out.requires_grad else 0):  # else: no gradient, zeros
+            for k in range(n_out):
                 args, outs = evaluate(values)
                 seed = np.zeros(n_out)
                 seed[k] = 1.0

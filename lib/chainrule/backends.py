@@ -139,7 +139,8 @@ class StrictBackend(Backend):
         return np.from_dlpack(array)
 
     def shares_memory(self, a, b):
-        return True  # the standard has no way to ask; a view op's output is taken to be a view
+        # The standard has no way to ask; array_api_strict keeps a NumPy array in ._array.
+        return np.may_share_memory(a._array, b._array)
 
     def getitem(self, array, key):
         # The standard allows integer-array indices only beside other integers; mixed keys
@@ -148,6 +149,15 @@ class StrictBackend(Backend):
         if not any(hasattr(k, "dtype") and k.dtype != boolean for k in key):
             return array[key]
         return self.xp.asarray(np.asarray(self.to_numpy(array))[_host_key(self, key)])
+
+    def setitem(self, array, key, values):
+        boolean = self._native[dtypes.bool]
+        if not any(hasattr(k, "dtype") and k.dtype != boolean for k in key):
+            array[key] = values
+            return
+        host = np.array(self.to_numpy(array))  # integer-array keys: on the host, as getitem
+        host[_host_key(self, key)] = self.to_numpy(values) if hasattr(values, "shape") else values
+        array[...] = self.xp.asarray(host)
 
     def index_add(self, target, key, values):
         host = np.array(self.to_numpy(target))

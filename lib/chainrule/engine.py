@@ -120,9 +120,11 @@ def backpropagate(roots, grads, *, keep_graph=False, capture=None, rule=None, or
         if grad is None:
             continue
         for hook in node.pre_hooks:
+            grad._owned = True  # a hook may keep what it sees: no leaf may take it as its .grad
             result = hook(grad)
             if result is not None:
                 grad = result
+                grad._owned = True  # nor what a hook returns, which its caller may hold
         tensor = node.retained() if node.retained is not None else None
         if tensor is not None:
             tensor.grad = grad.clone() if tensor.grad is None else tensor.grad + grad

@@ -64,14 +64,18 @@ class set_grad_enabled(_Switch):
 
     def __init__(self, mode):
         self.mode = bool(mode)
-        self.previous = [state.enabled]
+        self.before = state.enabled
         state.enabled = self.mode
 
     def __enter__(self):
-        pass  # making the object switched already; __exit__ switches back
+        state.enabled = self.mode
+
+    def __exit__(self, *exc):
+        state.enabled = self.before  # the mode from before the object was made, as in PyTorch
+        return False
 
     def __call__(self, function):
-        state.enabled = self.previous.pop()  # decorating changes nothing until the function runs
+        state.enabled = self.before  # decorating changes nothing until the function runs
         return super().__call__(function)
 
     def _fresh(self):

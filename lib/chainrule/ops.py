@@ -932,7 +932,8 @@ def _promoted(operands, floating=False):
     recorded, so their gradients come back in their own dtype.
     """
     dimensioned = zero_dim = numbers = None
-    operands = [o if isinstance(o, Tensor) or type(o) in (bool, int, float) else _number(o)
+    backend = next((o._backend for o in operands if isinstance(o, Tensor)), None)
+    operands = [o if isinstance(o, Tensor) or type(o) in (bool, int, float) else _constant(o, backend)
                 for o in operands]
     for o in operands:
         if isinstance(o, Tensor):
@@ -945,8 +946,9 @@ def _promoted(operands, floating=False):
     result = _combine(dimensioned, _combine(zero_dim, numbers))
     if floating and not result.is_floating_point:
         result = dtypes.default_float()
-    return [o.to(result) if isinstance(o, Tensor) and o.dtype is not result else o
-            for o in operands]
+    return [o.to(result) if isinstance(o, Tensor) and o.dtype is not result
+            else int(o) if type(o) is bool and result is not dtypes.bool  # True as the number 1
+            else o for o in operands]
 
 
 def _number_dtype(number):
@@ -955,12 +957,16 @@ def _number_dtype(number):
     return dtypes.int64 if type(number) is int else dtypes.default_float()
 
 
-def _number(constant):
-    """A NumPy scalar (``np.float64(0.1)``) as the Python number it holds: a constant that,
-    as in PyTorch, does not widen the tensor it meets."""
-    if getattr(constant, "shape", None) == () and hasattr(constant, "item"):
-        return constant.item()
-    return constant
+def _constant(value, backend):
+    """A NumPy scalar (``np.float64(0.1)``) as the Python number it holds, which, as in PyTorch,
+    does not widen the tensor it meets; an array (``np.ones(3)``) as a tensor beside the others."""
+    shape = getattr(value, "shape", None)
+    if shape == () and hasattr(value, "item"):
+        return value.item()
+    if shape is not None and backend is not None:
+        array, _ = backend.from_data(value)
+        return Tensor._make(array, backend)
+    return value
 
 
 def neg(a):
@@ -1176,12 +1182,25 @@ def expand(a, *shape):
     shape = _shape_arg(shape)
     old = (1,) * (len(shape) - a.ndim) + tuple(a.shape)
     shape = tuple(o if s == -1 else s for s, o in zip(shape, old))
-    for d, (s, o) in enumerate(zip(shape, old)):
-        if o != 1 and o != s:
-            raise RuntimeError(f"The expanded size of the tensor ({s}) must match the existing "
-                               f"size ({o}) at non-singleton dimension {d}.  Target sizes: "
-                               f"{list(shape)}.  Tensor sizes: {list(a.shape)}")
+    message = _expand_message(shape, tuple(a.shape))
+    if message:
+        raise RuntimeError(message)
     return Expand(shape)(a)
+
+
+def _expand_message(target, source):
+    """PyTorch's message when a tensor of shape ``source`` cannot be expanded to ``target``."""
+    if len(source) > len(target):
+        return (f"expand(chainrule.Tensor{{{list(source)}}}, size={list(target)}): the number of "
+                f"sizes provided ({len(target)}) must be greater or equal to the number of "
+                f"dimensions in the tensor ({len(source)})")
+    padded = (1,) * (len(target) - len(source)) + tuple(source)
+    for d, (wanted, size) in enumerate(zip(target, padded)):
+        if size != 1 and size != wanted:
+            return (f"The expanded size of the tensor ({wanted}) must match the existing size "
+                    f"({size}) at non-singleton dimension {d}.  Target sizes: {list(target)}.  "
+                    f"Tensor sizes: {list(source)}")
+    return None
 
 
 def cat(tensors, dim=0):

@@ -266,8 +266,9 @@ class Tensor:
         return int(self.item())
 
     __hash__ = object.__hash__
-    # NumPy defers to the tensor's own operators, so that ``np.float64(0.1) * x`` is a tensor.
-    __array_ufunc__ = None
+    # As PyTorch's: NumPy's operators defer to the tensor's, so that ``np.float64(0.1) * x`` is
+    # a tensor, while NumPy functions (np.exp(t)) still take the tensor as an array.
+    __array_priority__ = 1000
 
     # ------------------------------------------------------------------ dtype and device
     def to(self, *args, dtype=None, device=None):
@@ -355,8 +356,9 @@ class Tensor:
         return ops.index(self, key)
 
     def _compare(self, other, compare):
-        other_array = other._array if isinstance(other, Tensor) else other
-        return Tensor._make(self._backend.wrap(compare(self._array, other_array)), self._backend)
+        a, b = ops._operands(self, other)  # PyTorch's promotion: an int tensor meets 1.5 as floats
+        b = b._array if isinstance(b, Tensor) else b
+        return Tensor._make(self._backend.wrap(compare(a._array, b)), self._backend)
 
     def __lt__(self, other):
         return self._compare(other, lambda a, b: a < b)
@@ -377,12 +379,10 @@ class Tensor:
         return self._compare(other, lambda a, b: a != b)
 
     def __and__(self, other):
-        a, b = ops._promoted((self, other))  # a mask & 3 is an integer tensor, as in PyTorch
-        return a._compare(b, lambda x, y: x & y)
+        return self._compare(other, lambda a, b: a & b)  # a mask & 3 is an integer tensor
 
     def __or__(self, other):
-        a, b = ops._promoted((self, other))
-        return a._compare(b, lambda x, y: x | y)
+        return self._compare(other, lambda a, b: a | b)
 
     __rand__, __ror__ = __and__, __or__
 
@@ -418,8 +418,21 @@ class Tensor:
         if state.enabled and self._requires_grad and self.grad_fn is None:
             raise RuntimeError("a view of a leaf Variable that requires grad is being used in an "
                                "in-place operation. Wrap the update in `with chainrule.no_grad():`.")
+        if state.enabled and isinstance(value, Tensor) and value._requires_grad:
+            raise RuntimeError("chainrule does not record item assignment, so no gradient would "
+                               "reach the assigned value (PyTorch records it). Build the tensor "
+                               "with cat, stack or where instead, or assign value.detach().")
         key = ops._normalize_key(self, key)
-        self._inplace(value, lambda array, v: self._backend.setitem(array, key, v))
+        region = tuple(self._backend.getitem(self._array, key).shape)
+        source = tuple(getattr(value, "shape", ()))
+        while len(source) > len(region) and source[0] == 1:  # leading 1s do not count, as in PyTorch
+            source = source[1:]
+        message = ops._expand_message(region, source)
+        if message:
+            raise RuntimeError(message)
+        xp = self._backend.xp
+        self._inplace(value, lambda array, v: self._backend.setitem(
+            array, key, xp.reshape(v, source) if hasattr(v, "shape") else v))
 
     def __iadd__(self, other):
         return self._inplace(other, operator.iadd)

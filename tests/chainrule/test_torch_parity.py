@@ -802,6 +802,7 @@ def test_reading_grad_of_a_leaf_or_a_retained_non_leaf_is_silent():
         assert x.grad is not None and y.grad is not None
 
 
+@pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph=True:UserWarning")  # torch's
 def test_accumulating_after_create_graph_backwards_keeps_the_grad_fn():
     """Two create_graph backwards, then a plain one: values and grad_fn as torch's (in place)."""
 
@@ -862,3 +863,141 @@ def test_number_and_mask_combine_from_either_side():
     th, cr = both(lambda lib: ((3 & (lib.arange(4) > 1)), (0 | (lib.arange(4) > 2))))
     for a, b in zip(cr, th):
         assert_like(a, b)
+
+
+# ---------------------------------------------------------------- U. who else holds a gradient, grad modes, item assignment
+
+def test_gradients_a_hook_saw_or_returned_are_not_changed_later():
+    """A hook may keep the gradient it sees, or return one its caller holds: later backward
+    passes must not add into those (torch copies them before making them a .grad)."""
+
+    def case(lib):
+        x = lib.tensor([1.0, 2.0], dtype=lib.float64, requires_grad=True)
+        seen = []
+        x.register_hook(lambda g: seen.append(g))
+        held = lib.tensor([10.0, 10.0], dtype=lib.float64)
+        y = lib.tensor([1.0, 2.0], dtype=lib.float64, requires_grad=True)
+        y.register_hook(lambda g: held)
+        for scale in (2.0, 3.0):
+            (x * scale).sum().backward()
+            (y * scale).sum().backward()
+        return seen[0], held, x.grad, y.grad
+
+    for th, cr, what in zip(*both(case), ("seen by the hook", "returned by the hook", "x.grad", "y.grad")):
+        assert_like(cr, th, what)
+
+
+def test_backward_with_inputs_keeps_gradients_apart():
+    """backward(inputs=[a, b]) then another backward: each .grad its own, the seed untouched."""
+
+    def case(lib):
+        a = lib.ones(2, dtype=lib.float64, requires_grad=True)
+        b = lib.ones(2, dtype=lib.float64, requires_grad=True)
+        (a + b).sum().backward(inputs=[a, b])
+        (a * 3).sum().backward()
+        seed = lib.ones(2, dtype=lib.float64)
+        (a + 0).backward(seed, inputs=[a])
+        (a * 1).sum().backward()
+        return a.grad, b.grad, seed
+
+    for th, cr, what in zip(*both(case), ("a.grad", "b.grad", "the seed")):
+        assert_like(cr, th, what)
+
+
+@pytest.mark.filterwarnings("ignore:__array_wrap__:DeprecationWarning")  # torch's, not ours
+def test_numpy_functions_and_arrays_meet_tensors_as_in_torch():
+    """np.exp(t) still computes (an array); an array operand joins the op as a tensor would."""
+    t = chainrule.tensor([1.0, 2.0])
+    np.testing.assert_allclose(np.exp(t), np.exp([1.0, 2.0]), rtol=1e-6)
+    th = torch.tensor([1.0, 2.0]) * np.array([2.0, 3.0])
+    assert_like(t * np.array([2.0, 3.0]), th)
+    assert_like(np.array([2.0, 3.0]) == t, torch.tensor([False, False]))
+
+
+def test_a_set_grad_enabled_object_can_be_entered_again():
+    """with s: twice, and s made before another switch, behave as torch's."""
+
+    def case(lib):
+        modes = []
+        try:
+            s = lib.set_grad_enabled(False)
+            with s:
+                modes.append(lib.is_grad_enabled())
+            with s:
+                modes.append(lib.is_grad_enabled())
+            modes.append(lib.is_grad_enabled())
+            s = lib.set_grad_enabled(False)
+            lib.set_grad_enabled(True)
+            with s:
+                modes.append(lib.is_grad_enabled())
+            modes.append(lib.is_grad_enabled())
+        finally:
+            lib.set_grad_enabled(True)
+        return modes
+
+    th, cr = both(case)
+    assert cr == th
+
+
+def test_views_of_copies_do_not_share_a_version():
+    """An advanced index or a copying reshape is a copy: changing it leaves backward alone."""
+
+    def case(lib):
+        x = lib.tensor([1.0, 2.0, 3.0], dtype=lib.float64, requires_grad=True)
+        h = x.exp()
+        picked = h[lib.tensor([0, 2])]
+        masked = h[h > 3.0]
+        with lib.no_grad():
+            picked.mul_(2)
+            masked.mul_(2)
+        h.sum().backward()
+        return x.grad
+
+    th, cr = both(case)
+    assert_like(cr, th, "x.grad")
+
+
+def test_gradcheck_skips_outputs_that_need_no_gradient():
+    """Only differentiable outputs are checked, as in torch."""
+    for lib in (torch, chainrule):
+        x = lib.tensor([1.0, 2.0], dtype=lib.float64, requires_grad=True)
+        assert lib.autograd.gradcheck(lambda a: (a * 2, a.detach() * 3), (x,))
+
+
+def test_item_assignment_of_a_value_that_requires_grad_is_refused():
+    """out[1:] = w * 2 would lose w's gradient: chainrule refuses instead of a wrong .grad."""
+    w = chainrule.tensor([1.0, 2.0], requires_grad=True)
+    out = chainrule.zeros(3)
+    with pytest.raises(RuntimeError, match="does not record item assignment"):
+        out[1:] = w * 2
+
+
+ASSIGNMENTS = {
+    "integer tensor key": lambda lib, x: x.__setitem__(lib.tensor([0, 1]), 1.0),
+    "list key": lambda lib, x: x.__setitem__([1], lib.tensor([5.0])),
+    "mask key": lambda lib, x: x.__setitem__(x == 0, 7.0),
+    "rows with a leading 1": lambda lib, x: x.__setitem__(slice(0, 1), lib.ones(1, 1, 4)),
+}
+
+
+@pytest.mark.parametrize("case", ASSIGNMENTS)
+def test_item_assignment_values(case):
+    """t[key] = value writes what torch writes."""
+
+    def run(lib):
+        x = lib.zeros(2, 4)
+        ASSIGNMENTS[case](lib, x)
+        return x
+
+    th, cr = both(run)
+    assert_like(cr, th)
+
+
+@pytest.mark.parametrize("target,key,value", [((4,), slice(0, 2), (3,)), ((2, 3), 0, (2, 3))])
+def test_item_assignment_of_the_wrong_shape_names_the_region(target, key, value):
+    """The message speaks of the assigned region's shape, in torch's words."""
+    with pytest.raises(RuntimeError) as from_torch:
+        torch.zeros(*target)[key] = torch.ones(*value)
+    expected = str(from_torch.value).replace("torch.FloatTensor", "chainrule.Tensor")
+    with pytest.raises(RuntimeError, match=re.escape(expected)):
+        chainrule.zeros(*target)[key] = chainrule.ones(*value)
