@@ -71,8 +71,8 @@ def per_sample_grad(model, inputs, targets=None, loss_fn=None, flat=False):
     grads = {}
     for name, p in named:
         g = captured.get(p._edge()[0])
-        grads[name] = zeros(batch, *p.shape, dtype=p.dtype, device=p.device) if g is None \
-            else g.detach()
+        # computed under no_grad: g is already outside any graph
+        grads[name] = zeros(batch, *p.shape, dtype=p.dtype, device=p.device) if g is None else g
     if flat:
         return cat([g.reshape(batch, -1) for g in grads.values()], dim=1)
     return grads
