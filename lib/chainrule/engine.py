@@ -1,9 +1,10 @@
 """The graph engine: reverse-mode traversal of the recorded graph.
 
-It knows nothing about arrays or tensors' insides. A gradient is any object that supports ``+``;
-a node turns the gradient of its output into one gradient per input (``Node.apply``). The
-traversal is iterative, so a chain of 10**5 ops needs no deep recursion, and linear in the
-size of the graph.
+It knows nothing about arrays or tensors' insides. A gradient is any object with ``+``, an
+in-place ``+=``, ``clone()`` and ``_may_alias()`` (whether other code may hold it, so that a leaf
+must copy it before keeping it); a node turns the gradient of its output into one gradient per
+input (``Node.apply``). The traversal is iterative, so a chain of 10**5 ops needs no deep
+recursion, and linear in the size of the graph.
 """
 
 
