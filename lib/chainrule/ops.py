@@ -551,7 +551,12 @@ class Unsqueeze(Reshape):
 
 
 class Squeeze(Reshape):
-    pass
+    def __init__(self, shape, overload=0):
+        super().__init__(shape)
+        self.overload = overload  # PyTorch's: squeeze() 0, squeeze(dim) 1, squeeze(dims) 2
+
+    def name(self):
+        return f"SqueezeBackward{self.overload}"
 
 
 class Permute(Function):
@@ -573,6 +578,10 @@ class Permute(Function):
 
 class Transpose(Permute):
     pass
+
+
+class T(Permute):
+    """``a.t()``: a matrix transposed (a vector or a number as it is), PyTorch's ``TBackward0``."""
 
 
 class Expand(Function):
@@ -1175,7 +1184,14 @@ def squeeze(a, dim=None):
     shape = tuple(a.shape)
     dims = _normalize_dims(dim, a.ndim) if a.ndim else ()
     new = tuple(n for i, n in enumerate(shape) if not (i in dims and n == 1))
-    return Squeeze(new)(a)
+    return Squeeze(new, overload=0 if dim is None else 1 if isinstance(dim, int) else 2)(a)
+
+
+def t(a):
+    if a.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {a.ndim}D. "
+                           "Use .mT or transpose(-2, -1) for batches of matrices.")
+    return T(tuple(reversed(range(a.ndim))))(a)
 
 
 def expand(a, *shape):
@@ -1242,7 +1258,7 @@ def index(a, key):
     if any(part is None for part in key):
         # New axes: index without them, then reshape, so the backward scatter needs no ``None``.
         shape = a._backend.getitem(a._array, key).shape
-        return Reshape(tuple(shape))(Index(tuple(p for p in key if p is not None))(a))
+        return Unsqueeze(tuple(shape))(Index(tuple(p for p in key if p is not None))(a))
     return Index(key)(a)
 
 

@@ -557,7 +557,7 @@ class Tensor:
         return ops.transpose(self, dim0, dim1)
 
     def t(self):
-        return ops.transpose(self, 0, -1) if self.ndim == 2 else self
+        return ops.t(self)
 
     @property
     def T(self):

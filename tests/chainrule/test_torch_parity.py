@@ -698,6 +698,12 @@ GRAD_FN_CASES = {  # each builds a result from x (2, 3), v (3,), m (3, 3), all r
     "x[0, :1]": lambda lib, x, v, m: x[0, :1],
     "x[[0, 1]]": lambda lib, x, v, m: x[[0, 1]],
     "x[x > 0]": lambda lib, x, v, m: x[x > 0],
+    "x.t()": lambda lib, x, v, m: x.t(),
+    "v.t()": lambda lib, x, v, m: v.t(),
+    "squeeze()": lambda lib, x, v, m: x.unsqueeze(1).squeeze(),
+    "squeeze(1)": lambda lib, x, v, m: x.unsqueeze(1).squeeze(1),
+    "x[None]": lambda lib, x, v, m: x[None],
+    "x[:, None]": lambda lib, x, v, m: x[:, None],
     "maximum": lambda lib, x, v, m: lib.maximum(x, x * 2),
     "mse none": lambda lib, x, v, m: lib.nn.functional.mse_loss(x, x.detach() + 1, reduction="none"),
     "mse": lambda lib, x, v, m: lib.nn.functional.mse_loss(x, x.detach() + 1),
@@ -738,6 +744,7 @@ ERROR_CASES = {
     "iteration over a 0-d tensor": lambda lib: list(lib.tensor(3.0)),
     "index out of bounds": lambda lib: lib.ones(3)[5],
     "expand to a bad size": lambda lib: lib.ones(3).expand(2, 4),
+    "t() of a batch": lambda lib: lib.ones(2, 2, 2).t(),
 }
 
 
