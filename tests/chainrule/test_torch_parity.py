@@ -1008,3 +1008,34 @@ def test_item_assignment_of_the_wrong_shape_names_the_region(target, key, value)
     expected = str(from_torch.value).replace("torch.FloatTensor", "chainrule.Tensor")
     with pytest.raises(RuntimeError, match=re.escape(expected)):
         chainrule.zeros(*target)[key] = chainrule.ones(*value)
+
+
+# ---------------------------------------------------------------- V. optimizer parameter groups
+
+def test_sgd_parameter_groups_and_learning_rate_changes_train_as_torch():
+    """Per-group options, a default lr, and param_groups[i]["lr"] changed between steps."""
+
+    def case(lib):
+        lib.manual_seed(0)
+        first = lib.tensor([[0.5, -1.0], [2.0, 0.25]], dtype=lib.float64, requires_grad=True)
+        second = lib.tensor([1.0, -0.5], dtype=lib.float64, requires_grad=True)
+        optimizer = lib.optim.SGD([{"params": [first]}, {"params": [second], "lr": 0.5}],
+                                  lr=0.1, momentum=0.9)
+        x = lib.tensor([[1.0, 2.0], [3.0, -1.0]], dtype=lib.float64)
+        for step in range(4):
+            optimizer.zero_grad()
+            ((x @ first + second) ** 2).sum().backward()
+            optimizer.step()
+            optimizer.param_groups[0]["lr"] *= 0.5
+        plain = lib.optim.SGD([lib.zeros(1, requires_grad=True)])
+        return first.detach(), second.detach(), plain.param_groups[0]["lr"], optimizer.param_groups[1]["lr"]
+
+    (th_first, th_second, th_lr, th_lr1), (cr_first, cr_second, cr_lr, cr_lr1) = both(case)
+    assert_like(cr_first, th_first, "first group's parameter")
+    assert_like(cr_second, th_second, "second group's parameter")
+    assert (cr_lr, cr_lr1) == (th_lr, th_lr1)
+
+
+def test_sgd_refuses_a_negative_momentum_like_torch():
+    raises_like_torch(lambda lib: lib.optim.SGD([lib.zeros(1, requires_grad=True)], lr=0.1, momentum=-1),
+                      ValueError, "Invalid momentum value: -1")
