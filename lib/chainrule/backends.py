@@ -142,20 +142,22 @@ class StrictBackend(Backend):
         # The standard has no way to ask; array_api_strict keeps a NumPy array in ._array.
         return np.may_share_memory(a._array, b._array)
 
-    def getitem(self, array, key):
-        # The standard allows integer-array indices only beside other integers; mixed keys
-        # (a[1:, [0, 2]]) are NumPy's extension, computed on the host here.
+    def _needs_host(self, key):
+        """The standard allows integer-array indices only beside other integers; keys with them
+        (a[1:, [0, 2]]) are NumPy's extension, computed on the host here."""
         boolean = self._native[dtypes.bool]
-        if not any(hasattr(k, "dtype") and k.dtype != boolean for k in key):
+        return any(hasattr(k, "dtype") and k.dtype != boolean for k in key)
+
+    def getitem(self, array, key):
+        if not self._needs_host(key):
             return array[key]
         return self.xp.asarray(np.asarray(self.to_numpy(array))[_host_key(self, key)])
 
     def setitem(self, array, key, values):
-        boolean = self._native[dtypes.bool]
-        if not any(hasattr(k, "dtype") and k.dtype != boolean for k in key):
+        if not self._needs_host(key):
             array[key] = values
             return
-        host = np.array(self.to_numpy(array))  # integer-array keys: on the host, as getitem
+        host = np.array(self.to_numpy(array))
         host[_host_key(self, key)] = self.to_numpy(values) if hasattr(values, "shape") else values
         array[...] = self.xp.asarray(host)
 

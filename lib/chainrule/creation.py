@@ -68,8 +68,8 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
     return _finish(array, backend, requires_grad)
 
 
-def _like(function, xp_function, like, dtype, device, requires_grad):
-    if dtype is None and device is None:  # the same dtype and device: one call to the array library
+def _like(function, like, dtype, device, requires_grad, xp_function=None):
+    if xp_function and dtype is None and device is None:  # one call to the array library
         return _finish(xp_function(like._backend.xp)(like._array), like._backend, requires_grad)
     return function(*like._array.shape, dtype=like.dtype if dtype is None else dtype,
                     device=like._backend.device if device is None else device,
@@ -77,11 +77,11 @@ def _like(function, xp_function, like, dtype, device, requires_grad):
 
 
 def zeros_like(input, dtype=None, device=None, requires_grad=False):  # noqa: A002
-    return _like(zeros, lambda xp: xp.zeros_like, input, dtype, device, requires_grad)
+    return _like(zeros, input, dtype, device, requires_grad, lambda xp: xp.zeros_like)
 
 
 def ones_like(input, dtype=None, device=None, requires_grad=False):  # noqa: A002
-    return _like(ones, lambda xp: xp.ones_like, input, dtype, device, requires_grad)
+    return _like(ones, input, dtype, device, requires_grad, lambda xp: xp.ones_like)
 
 
 def full_like(input, fill_value, dtype=None, device=None, requires_grad=False):  # noqa: A002
@@ -104,13 +104,11 @@ def rand(*size, dtype=None, device=None, requires_grad=False):
 
 
 def randn_like(input, dtype=None, device=None, requires_grad=False):  # noqa: A002
-    return randn(*input.shape, dtype=input.dtype if dtype is None else dtype,
-               device=input.device if device is None else device, requires_grad=requires_grad)
+    return _like(randn, input, dtype, device, requires_grad)
 
 
 def rand_like(input, dtype=None, device=None, requires_grad=False):  # noqa: A002
-    return rand(*input.shape, dtype=input.dtype if dtype is None else dtype,
-              device=input.device if device is None else device, requires_grad=requires_grad)
+    return _like(rand, input, dtype, device, requires_grad)
 
 
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):

@@ -85,15 +85,18 @@ def _broadcast_mismatch(a, b):
     return None
 
 
+def _broadcast_shape(a, b):
+    """The shape two broadcastable shapes broadcast to."""
+    n = builtins.max(len(a), len(b))
+    padded = [(1,) * (n - len(shape)) + tuple(shape) for shape in (a, b)]
+    return tuple(builtins.max(x, y) for x, y in zip(*padded))
+
+
 def _inplace_message(target, source):
     """PyTorch's message when ``source`` cannot be written into ``target`` in place."""
-    mismatch = _broadcast_mismatch(target, source)
-    if mismatch:
-        return mismatch
-    n = builtins.max(len(target), len(source))
-    padded = [(1,) * (n - len(shape)) + tuple(shape) for shape in (target, source)]
-    shape = [builtins.max(x, y) for x, y in zip(*padded)]
-    return f"output with shape {list(target)} doesn't match the broadcast shape {shape}"
+    return _broadcast_mismatch(target, source) or (
+        f"output with shape {list(target)} doesn't match the broadcast shape "
+        f"{list(_broadcast_shape(target, source))}")
 
 
 def _broadcast_message(a, b):
@@ -709,8 +712,7 @@ def _matmul_message(a, b):
         message = _broadcast_mismatch(a[:-2], b[:-2])
         if message:
             return message
-        batch = tuple(builtins.max(x, y) for x, y in zip(
-            (1,) * (len(b) - len(a)) + tuple(a[:-2]), (1,) * (len(a) - len(b)) + tuple(b[:-2])))
+        batch = _broadcast_shape(a[:-2], b[:-2])
     inner = a[-1]
     if inner == (b[-2] if len(b) > 1 else b[0]):
         return None
@@ -771,11 +773,7 @@ class Matmul(Function):
                 message += f" (matmul of shapes {list(a.shape)} and {list(b.shape)})"
             raise RuntimeError(message)
         _same_dtypes(self.backend, a, b, "dot" if a.ndim == b.ndim == 1 else "matmul")
-        try:
-            return _matrix_product(xp, a, b)
-        except ValueError as error:
-            raise RuntimeError(f"matmul: the batch dimensions of {tuple(a.shape)} and "
-                               f"{tuple(b.shape)} cannot be broadcast together") from error
+        return _matrix_product(xp, a, b)  # _matmul_message has ruled out every shape it rejects
 
     def backward(self, grad):
         a, b = self.inputs  # a is kept only when b needs a gradient, and b only when a does

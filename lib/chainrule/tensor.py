@@ -408,8 +408,8 @@ class Tensor:
         try:
             update(self._array, other if alpha == 1 else other * alpha)
         except ValueError as error:  # the update does not fit this tensor's shape
-            raise RuntimeError(ops._inplace_message(tuple(self.shape), tuple(getattr(other, "shape", ())))) \
-                from error
+            source = tuple(getattr(other, "shape", ()))
+            raise RuntimeError(ops._inplace_message(tuple(self.shape), source)) from error
         self._bump_version()
         return self
 

@@ -43,6 +43,12 @@ def assert_like(cr, th, what="value"):
                                check_dtype=False, msg=lambda m: f"{what}: {m}")
 
 
+def assert_all_like_torch(case, names=("value", "grad")):
+    """``case(lib)`` returns tensors; each of chainrule's is like torch's (``names`` say which)."""
+    for th, cr, what in zip(*both(case), names):
+        assert_like(cr, th, what)
+
+
 # ---------------------------------------------------------------- A. views share the version counter
 
 # Each makes a view of a (2, 3) tensor, as in torch.
@@ -292,9 +298,7 @@ def test_numpy_scalar_on_left_with_grad(op):
         y.sum().backward()
         return y, x.grad
 
-    (th, th_grad), (cr, cr_grad) = both(case)
-    assert_like(cr, th)
-    assert_like(cr_grad, th_grad, "grad")
+    assert_all_like_torch(case)
 
 
 # ---------------------------------------------------------------- F. f-strings of 0-d tensors
@@ -537,9 +541,7 @@ def test_pow_zero_base_scalar():
         y.sum().backward()
         return y, x.grad
 
-    (th, th_grad), (cr, cr_grad) = both(case)
-    assert_like(cr, th)
-    assert_like(cr_grad, th_grad, "grad")
+    assert_all_like_torch(case)
 
 
 def test_pow_negative_base_scalar_at_integer_exponents():
@@ -551,9 +553,7 @@ def test_pow_negative_base_scalar_at_integer_exponents():
         y.sum().backward()
         return y, x.grad
 
-    (th, th_grad), (cr, cr_grad) = both(case)
-    assert_like(cr, th)
-    assert_like(cr_grad, th_grad, "grad")
+    assert_all_like_torch(case)
 
 
 def test_pow_tensor_base_with_zeros():
@@ -666,8 +666,7 @@ def test_retained_grads_do_not_share_memory():
             y.grad.mul_(5)
         return a.grad, z.grad, w.grad
 
-    for th, cr, what in zip(*both(case), ("a.grad", "z.grad", "w.grad")):
-        assert_like(cr, th, what)
+    assert_all_like_torch(case, ("a.grad", "z.grad", "w.grad"))
 
 
 # ---------------------------------------------------------------- P. grad_fn names
@@ -890,8 +889,7 @@ def test_gradients_a_hook_saw_or_returned_are_not_changed_later():
             (y * scale).sum().backward()
         return seen[0], held, x.grad, y.grad
 
-    for th, cr, what in zip(*both(case), ("seen by the hook", "returned by the hook", "x.grad", "y.grad")):
-        assert_like(cr, th, what)
+    assert_all_like_torch(case, ("seen by the hook", "returned by the hook", "x.grad", "y.grad"))
 
 
 def test_backward_with_inputs_keeps_gradients_apart():
@@ -907,8 +905,7 @@ def test_backward_with_inputs_keeps_gradients_apart():
         (a * 1).sum().backward()
         return a.grad, b.grad, seed
 
-    for th, cr, what in zip(*both(case), ("a.grad", "b.grad", "the seed")):
-        assert_like(cr, th, what)
+    assert_all_like_torch(case, ("a.grad", "b.grad", "the seed"))
 
 
 @pytest.mark.filterwarnings("ignore:__array_wrap__:DeprecationWarning")  # torch's, not ours
