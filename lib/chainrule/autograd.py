@@ -18,6 +18,11 @@ def _as_tuple(value):
 def _seeds(outputs, grad_outputs, is_grads_batched=False):
     """One seed per output; the implicit seed 1 exists only for a scalar output, as in PyTorch."""
     grad_outputs = _as_tuple(grad_outputs) or (None,) * len(outputs)
+    for seed in grad_outputs:
+        if seed is not None and not isinstance(seed, Tensor):
+            raise TypeError(f"gradients can be either Tensors or None, but got "
+                            f"{type(seed).__name__}. Make the seed a tensor first: "
+                            "chainrule.tensor(seed) (from a NumPy array or a list).")
     if len(grad_outputs) != len(outputs):
         raise RuntimeError(f"grad requires one gradient per output: got {len(grad_outputs)} "
                            f"gradients for {len(outputs)} outputs")
@@ -29,9 +34,6 @@ def _seeds(outputs, grad_outputs, is_grads_batched=False):
             if output.numel() != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
             seed = ones_like(output)
-        elif not isinstance(seed, Tensor):
-            from .creation import tensor
-            seed = tensor(seed, dtype=output.dtype, device=output.device)
         expected = output._array.shape
         got = seed._array.shape[1:] if is_grads_batched else seed._array.shape
         if got != expected:

@@ -117,6 +117,22 @@ def test_non_scalar_backward():
     both_raise(case, "grad can be implicitly created only for scalar outputs")
 
 
+@pytest.mark.parametrize("seed, got", [(np.array([1.0, 1.0]), "float64"), ([1.0, 1.0], "float"),
+                                       ([np.array([1.0, 1.0])], "ndarray")])
+def test_seed_that_is_not_a_tensor(seed, got):
+    """A NumPy array or a list as the seed of backward or grad: PyTorch's TypeError, not a count."""
+    def backward(lib):
+        x = lib.tensor([1.0, 2.0], requires_grad=True)
+        (x * 2).backward(gradient=seed)
+
+    def grad(lib):
+        x = lib.tensor([1.0, 2.0], requires_grad=True)
+        lib.autograd.grad(x * 2, x, grad_outputs=seed)
+
+    for case in (backward, grad):
+        both_raise(case, f"gradients can be either Tensors or None, but got {got}", TypeError)
+
+
 def test_backward_on_tensor_not_requiring_grad():
     def case(lib):
         lib.tensor([1.0, 2.0]).sum().backward()
