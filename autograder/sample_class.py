@@ -146,7 +146,7 @@ EXPECTED: dict[str, dict[str, float]] = {
     "carla": {"01_chain_rule": 7, "02_vector_seeds": 5, "03_layer_reuse": 2, "04_per_sample_gradients": 10,
               "05_per_loss_gradients": 8},
     "dmitri": {"01_chain_rule": 7, "02_vector_seeds": 7, "03_layer_reuse": 7, "04_per_sample_gradients": 5,
-               "05_per_loss_gradients": 5},
+               "05_per_loss_gradients": 2},  # balance_step uses his per_term_grads, so fails too
     "elena": {"01_chain_rule": 7, "02_vector_seeds": 7, "03_layer_reuse": 7, "04_per_sample_gradients": 8,
               "05_per_loss_gradients": 2},
     "mallory": {"01_chain_rule": 5, "02_vector_seeds": 7, "03_layer_reuse": 5, "04_per_sample_gradients": 10,
@@ -161,7 +161,7 @@ FLAGGED = {("mallory", "01_chain_rule"), ("mallory", "03_layer_reuse"), ("mallor
            ("trudy", "01_chain_rule"), ("trudy", "02_vector_seeds"), ("trudy", "04_per_sample_gradients"),
            ("carl", "01_chain_rule"), ("rita", "03_layer_reuse")}
 # The diagnoses the class report must count (at least once each).
-DIAGNOSED = {"reused_layer_counted_once", "seed_wrong_shape", "summed_over_batch", "retain_graph_forgotten",
+DIAGNOSED = {"reused_layer_counted_once", "one_factor_of_2_missing", "seed_wrong_shape", "summed_over_batch", "retain_graph_forgotten",
              "accumulated_across_steps", "grad_not_reset_between_terms"}
 
 _SOLUTION_MARK = re.compile(r"^\s*### (BEGIN|END) SOLUTION\s*$")

@@ -102,6 +102,10 @@ print("forgetting the reset: 'dB/dx' =", dB_mixed.numpy()[0, :3], "... = 2x + 0.
 # $L_3 = (u'(1) + \pi)^2$; $\;L = L_1 + \alpha L_2 + \beta L_3$. The derivatives $u'$ and $u''$ with
 # respect to the *input* come from autograd too, with `create_graph=True` so that they can in turn be
 # differentiated with respect to the weights.
+#
+# All 18 points go through the network together, in **one** forward pass; each term reads its own
+# rows of the output. So the three terms share the network's nodes, and a backward pass from any one
+# of them reaches (and, by default, frees) the same saved values.
 
 # %%
 def make_pinn(lib):
@@ -113,18 +117,19 @@ def make_pinn(lib):
     return net
 
 def pinn_terms(lib, net):
-    """[interior, dirichlet, neumann] loss terms, built in one forward pass."""
+    """[interior, dirichlet, neumann] loss terms, built in one forward pass over all the points."""
     pts = problems.lesson5_points()
-    xi = lib.tensor(pts["interior"], dtype=lib.float64, requires_grad=True)
-    u = net(xi)
-    (du,) = lib.autograd.grad(u.sum(), xi, create_graph=True)
-    (d2u,) = lib.autograd.grad(du.sum(), xi, create_graph=True)
+    n_i, n_d = len(pts["interior"]), len(pts["dirichlet"])
+    rows_i, rows_d, rows_n = slice(0, n_i), slice(n_i, n_i + n_d), slice(n_i + n_d, None)
+    x = lib.tensor(np.concatenate([pts["interior"], pts["dirichlet"], pts["neumann"]]),
+                   dtype=lib.float64, requires_grad=True)
+    u = net(x)  # the one forward pass: the three terms below are built on it
+    (du,) = lib.autograd.grad(u.sum(), x, create_graph=True)  # u'(x) at every point
+    (d2u,) = lib.autograd.grad(du[rows_i].sum(), x, create_graph=True)  # u''(x) inside
     f = lib.tensor(problems.lesson5_source(pts["interior"]), dtype=lib.float64)
-    interior = ((-d2u - f) ** 2).mean()
-    dirichlet = (net(lib.tensor(pts["dirichlet"], dtype=lib.float64)) ** 2).mean()
-    xn = lib.tensor(pts["neumann"], dtype=lib.float64, requires_grad=True)
-    (dun,) = lib.autograd.grad(net(xn).sum(), xn, create_graph=True)
-    neumann = ((dun - problems.LESSON5_NEUMANN_VALUE) ** 2).mean()
+    interior = ((-d2u[rows_i] - f) ** 2).mean()
+    dirichlet = (u[rows_d] ** 2).mean()
+    neumann = ((du[rows_n] - problems.LESSON5_NEUMANN_VALUE) ** 2).mean()
     return [interior, dirichlet, neumann]
 
 net_c, net_t = make_pinn(chainrule), make_pinn(torch)
@@ -140,8 +145,8 @@ for name, Lc, Lt in zip(("interior L1", "Dirichlet L2", "Neumann L3"), terms_c, 
 #
 # One detail: the output bias $b_2$ shifts $u$ but not its derivatives, so the interior term (made of
 # $u''$) and the Neumann term (made of $u'$) **do not depend on it**. Asked for the gradient of such a
-# term with respect to $b_2$, autograd raises `One of the differentiated Tensors appears to not have
-# been used in the graph`; with `allow_unused=True` it returns `None` instead, which for our
+# term with respect to $b_2$, autograd raises `The differentiated Tensor at index 3 appears to not
+# have been used in the graph`; with `allow_unused=True` it returns `None` instead, which for our
 # statistics means a gradient of zero.
 
 #
