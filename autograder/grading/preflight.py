@@ -27,8 +27,10 @@ MAX_NOTEBOOK_BYTES = 32 * 1024 * 1024
 SUSPICIOUS = [
     (r"\b(torch|np|numpy|chainrule|checks|coursework|math|builtins|problems)\s*(\.\s*\w+)+\s*=(?!=)",
      "assigns to an attribute of a library module"),
-    (r"\b(checks|coursework\s*\.\s*checks)\s*\.\s*\w+\s*\(",
-     "calls the course's checks, whose references are the answers"),
+    # Any use, not only a call: an alias (import coursework.checks as c, from coursework.checks
+    # import torch_balance_step) reaches the same reference answers.
+    (r"\bchecks\s*\.\s*\w+|\bcoursework\s*\.\s*checks\b|\bfrom\s+coursework\s+import\b[^\n]*\bchecks\b",
+     "uses the course's checks, whose references are the answers"),
     (r"\bsetattr\s*\(|\bdelattr\s*\(", "setattr/delattr"),
     (r"__builtins__|\bimport\s+builtins|\bfrom\s+builtins\b", "touches builtins"),
     (r"\bsys\s*\.\s*modules", "touches sys.modules"),

@@ -115,8 +115,12 @@ def test_static_scan_labels():
     assert scan("x = signal.sum(0)") == []                 # a variable called signal is fine
     assert "threads/signals/processes/sockets" in scan("import threading")
     assert scan("w.grad = None\nparam.data -= lr * g") == []
-    assert scan("weights = checks.torch_balance_step(model)") == [
-        "calls the course's checks, whose references are the answers"]
+    for aliased in ("weights = checks.torch_balance_step(model)",
+                    "reference = checks.torch_balance_step",
+                    "from coursework.checks import torch_balance_step as step",
+                    "import coursework.checks as c",
+                    "from coursework import problems, checks as c"):
+        assert scan(aliased) == ["uses the course's checks, whose references are the answers"], aliased
     assert scan("x = problems.lesson4_features()") == []     # the lesson's data is fair to use
 
 
