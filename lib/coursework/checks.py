@@ -66,11 +66,31 @@ DIAGNOSES: dict[str, str] = {
         "of the per-sample gradients (a reduction='mean' loss divides by the batch size). "
         "Keep one row per sample."
     ),
+    "rows_accumulated": (
+        "each row holds the sum of the rows before it: in a loop of batch-size-1 backward "
+        "passes, .grad was not reset between samples, so it kept adding up. Call "
+        "model.zero_grad() (or set p.grad = None) before each sample's backward()."
+    ),
+    "rows_divided_by_batch": (
+        "every row is divided by the batch size: you differentiated the MEAN over the batch "
+        "(a reduction='mean' loss), which scales each sample's gradient by 1/N. A per-sample "
+        "gradient is the gradient of that sample's own output, unscaled."
+    ),
     "reused_layer_counted_once": (
         "a reused layer counted once: your answer is the contribution of a single use of the "
         "layer. When one parameter is used several times in a forward pass, the graph holds "
         "one node per use and backward ADDS their contributions into the one .grad: "
         "d/dw (w*(w*x)) = w*x + w*x, not w*x."
+    ),
+    "one_factor_of_2_missing": (
+        "half the right value, which two different slips give: (a) a reused layer counted "
+        "once -- w is used twice, and backward ADDS both uses: d/dw (w*(w*x)) = w*x + w*x, not "
+        "w*x; or (b) the factor 2 of the square is missing -- the chain rule starts at the "
+        "square: d/du u^2 = 2u."
+    ),
+    "both_factors_of_2_missing": (
+        "a quarter of the right value: both factors of 2 are missing, the 2u of the square "
+        "(d/du u^2 = 2u) and the second use of w (d/dw (w*(w*x)) = w*x + w*x)."
     ),
     "grad_not_reset_between_terms": (
         ".grad not reset between loss terms: your gradient for a term also contains the "
@@ -351,6 +371,9 @@ def check_retained_graph(u, v, m, n=None) -> None:
     mt.retain_grad()
     nt = mt + vt ** 2
     nt.backward(torch.ones_like(nt))
+    _require(not (u is None and v is None and m is None),
+             "not answered yet: replace `raise NotImplementedError()` with your code (it sets u, v "
+             "and m) and run the cell.")
     for name, t in (("u", u), ("v", v), ("m", m)):
         _require(_is_chainrule_tensor(t), f"{name} must be a chainrule tensor, got {type(t).__name__}")
     _require(u.is_leaf and v.is_leaf, "u and v must be leaves created with requires_grad=True")
@@ -460,12 +483,10 @@ def check_dL_dw_by_hand(fn: Callable, w: float, x: float, y: float) -> None:
     """Lesson 3, exercise 1: dL/dw for L = (w*(w*x) - y)**2, a hand formula."""
     got = call_student(fn, float(w), float(x), float(y), what=f"dL_dw_by_hand({w}, {x}, {y})")
     expected = _torch_two_uses(w, x, y)
-    once = 2 * (w * w * x - y) * w * x
+    half = 2 * (w * w * x - y) * w * x  # dL/dw has two factors of 2: either one missing gives this
     assert_matches(got, expected, what=f"dL/dw at w={w}, x={x}, y={y}", rtol=1e-9,
-                   misconceptions=[Misconception("reused_layer_counted_once", once),
-                                   Misconception("the chain rule starts at the square: "
-                                                 "d/du u^2 = 2u; a factor 2 is missing.",
-                                                 (w * w * x - y) * 2 * w * x / 2)])
+                   misconceptions=[Misconception("one_factor_of_2_missing", half),
+                                   Misconception("both_factors_of_2_missing", half / 2)])
 
 
 def _torch_reused(W, x, y, n_uses, live=None):
@@ -576,6 +597,8 @@ def _per_sample_misconceptions(expected: np.ndarray) -> list:
             Misconception("summed_over_batch", np.broadcast_to(s.reshape(1, -1), expected.shape)),
             Misconception("averaged_over_batch", s / n), Misconception("averaged_over_batch", s.T / n),
             Misconception("averaged_over_batch", s.reshape(-1) / n),
+            Misconception("rows_accumulated", np.cumsum(expected, axis=0)),
+            Misconception("rows_divided_by_batch", expected / n),
             Misconception("transposed", expected.T)]
 
 
@@ -623,9 +646,17 @@ def check_linear_per_sample(fn: Callable, n: int, n_in: int, n_out: int, seed: i
                    hint="row n is the outer product signal[n] (out) x inputs[n] (in).")
 
 
-def check_per_sample_matrices(G1, G2, features=None) -> None:
-    """Lesson 4, exercise 3: the (N, 5) per-sample matrices of the lesson network."""
+def check_per_sample_matrices(fn: Callable, features=None) -> None:
+    """Lesson 4, exercise 3: ``fn(features)`` gives the (N, 5) per-sample matrices of the network."""
     features = problems.lesson4_features() if features is None else np.asarray(features)
+    got = call_student(fn, features.copy(), what=f"per_sample_matrices(x of shape {features.shape})")
+    _require(isinstance(got, (tuple, list)) and len(got) == 2,
+             "per_sample_matrices must return two matrices (G1, G2), each of shape (N, 5)")
+    check_per_sample_rows(*got, features)
+
+
+def check_per_sample_rows(G1, G2, features) -> None:
+    """G1 and G2, one row per sample of ``features``, against PyTorch's per-sample gradients."""
     ref = torch_per_sample(features)
     n = features.shape[0]
     E1, E2 = ref["0.weight"].reshape(n, -1), ref["2.weight"].reshape(n, -1)
@@ -755,7 +786,7 @@ def check_graph_freed(fn: Callable, seed: int = 2) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             cr.autograd.grad(losses[-1], params, allow_unused=True)
-    except (RuntimeError, TypeError):  # TypeError: see solutions/LIB_REQUESTS.md, item 1
+    except RuntimeError:  # "Trying to backward through the graph a second time": freed, as it should be
         return
     raise CheckFailure("the graph is still alive after the last term: pass retain_graph=True "
                        "to every term except the LAST, so the last pass frees the saved values.")
@@ -775,16 +806,18 @@ def torch_pinn_terms(weights=None, points=None):
     with torch.no_grad():
         for name, p in net.named_parameters():
             p.copy_(torch.tensor(np.asarray(weights[name], dtype=float)))
-    xi = torch.tensor(points["interior"], dtype=f64, requires_grad=True)
-    u = net(xi)
-    du = torch.autograd.grad(u.sum(), xi, create_graph=True)[0]
-    d2u = torch.autograd.grad(du.sum(), xi, create_graph=True)[0]
+    # One forward pass over all the points, as in the lesson: the terms share the network's graph.
+    n_i, n_d = len(points["interior"]), len(points["dirichlet"])
+    rows_i, rows_d, rows_n = slice(0, n_i), slice(n_i, n_i + n_d), slice(n_i + n_d, None)
+    x = torch.tensor(np.concatenate([points["interior"], points["dirichlet"], points["neumann"]]),
+                     dtype=f64, requires_grad=True)
+    u = net(x)
+    du = torch.autograd.grad(u.sum(), x, create_graph=True)[0]
+    d2u = torch.autograd.grad(du[rows_i].sum(), x, create_graph=True)[0]
     f = torch.tensor(problems.lesson5_source(points["interior"]), dtype=f64)
-    interior = ((-d2u - f) ** 2).mean()
-    dirichlet = (net(torch.tensor(points["dirichlet"], dtype=f64)) ** 2).mean()
-    xn = torch.tensor(points["neumann"], dtype=f64, requires_grad=True)
-    dun = torch.autograd.grad(net(xn).sum(), xn, create_graph=True)[0]
-    neumann = ((dun - problems.LESSON5_NEUMANN_VALUE) ** 2).mean()
+    interior = ((-d2u[rows_i] - f) ** 2).mean()
+    dirichlet = (u[rows_d] ** 2).mean()
+    neumann = ((du[rows_n] - problems.LESSON5_NEUMANN_VALUE) ** 2).mean()
     return net, [interior, dirichlet, neumann]
 
 

@@ -12,7 +12,7 @@
 # > *"I call `b.backward()` and numbers appear in `x.grad`. Where do they come from?"*
 #
 # This lesson answers that question on the smallest graph that still shows everything:
-# three leaf tensors, two additions, one scaling. By the end you can
+# three leaf tensors, two additions, two scalings. By the end you can
 #
 # * predict every `.grad` of a small graph with pencil and paper (the **chain rule**),
 # * read the attributes autograd attaches to tensors: `is_leaf`, `requires_grad`, `data`, `grad`, `grad_fn`,
@@ -355,6 +355,7 @@ checks.check_unbroadcast(unbroadcast, grad_shape=(3, 2), shape=(), seed=4)
 
 # %% nbgrader={"grade": false, "grade_id": "l1_ex3_retain_grad", "locked": false, "schema_version": 3, "solution": true, "task": false}
 ex = problems.lesson1_exercise_leaves()
+u = v = m = n = None  # your code below sets them
 ### BEGIN SOLUTION
 u = chainrule.tensor(ex["u"], requires_grad=True)
 v = chainrule.tensor(ex["v"], requires_grad=True)

@@ -153,13 +153,15 @@ assert_close(J_func, J_reference)
 # %% [markdown]
 # ## 6. Inside chainrule: where the seed enters
 #
-# `Tensor.backward` is short: it checks the seed (or creates the implicit `1` for a scalar — and
-# refuses otherwise), then hands the output's node and the seed to the engine, which walks the
-# graph in reverse topological order, calling each node's backward rule with the gradient of
-# its output.
+# `Tensor.backward` passes the call on to `chainrule.autograd.backward`, which first makes one seed
+# per output in `_seeds`, printed below: it checks the seed you gave (a tensor, with exactly the
+# output's shape), or creates the implicit `1` for a scalar output — and refuses otherwise, with
+# the messages you met above. Then it hands the output's node and the seed to the engine
+# (`engine.backpropagate`), which walks the graph in reverse topological order, calling each
+# node's backward rule with the gradient of its output.
 
 # %%
-print(inspect.getsource(chainrule.Tensor.backward))
+print(inspect.getsource(chainrule.autograd._seeds))
 
 # %% [markdown]
 # **Try it.** Drag the two components of the seed `v`. In the table, `b.backward(gradient=v)`,

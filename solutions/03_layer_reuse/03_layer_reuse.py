@@ -152,8 +152,15 @@ def drawn(lib):
 side_by_side(drawn(chainrule), drawn(torch), titles=["chainrule", "PyTorch"])
 
 # %% [markdown]
-# The summing itself is the few lines of the engine that gather incoming gradients per node and
-# of the leaf node that adds into `.grad`:
+# The summing itself happens in two places. The engine adds up the gradients arriving at a node
+# before running it, in one line of `engine.backpropagate`:
+
+# %%
+source = inspect.getsource(chainrule.engine.backpropagate)
+print(next(line.strip() for line in source.splitlines() if "pending[child] +" in line))
+
+# %% [markdown]
+# and a leaf's node, `AccumulateGrad`, adds what reaches it into `.grad`:
 
 # %%
 print(inspect.getsource(chainrule.engine.AccumulateGrad))

@@ -81,6 +81,11 @@ def test_lesson1_retain_grad_forgotten():
     assert "retain_grad" in failure(checks.check_retained_graph, u, v, m)
 
 
+def test_lesson1_retain_grad_not_answered():
+    """The released cell sets u = v = m = n = None before the student's code."""
+    assert "not answered yet" in failure(checks.check_retained_graph, None, None, None)
+
+
 # ----------------------------------------------------------------------------- lesson 2
 
 
@@ -121,9 +126,18 @@ def test_lesson2_transposed_jacobian_is_diagnosed():
 # ----------------------------------------------------------------------------- lesson 3
 
 
-def test_lesson3_reused_layer_counted_once():
+def test_lesson3_half_of_dL_dw_names_both_slips_that_give_it():
+    """One use of w counted, or the 2 of the square forgotten: the same value, so both are named."""
     once = lambda w, x, y: 2 * (w * w * x - y) * w * x  # noqa: E731
-    assert "reused layer counted once" in failure(checks.check_dL_dw_by_hand, once, 0.9472, 10.0, 5.0)
+    no_square_factor = lambda w, x, y: (w * w * x - y) * (w * x + w * x)  # noqa: E731
+    for answer in (once, no_square_factor):
+        message = failure(checks.check_dL_dw_by_hand, answer, 0.9472, 10.0, 5.0)
+        assert "reused layer counted once" in message and "factor 2 of the square" in message
+
+
+def test_lesson3_both_factors_of_2_missing():
+    neither = lambda w, x, y: (w * w * x - y) * w * x  # noqa: E731
+    assert "a quarter of the right value" in failure(checks.check_dL_dw_by_hand, neither, 0.9472, 10.0, 5.0)
 
 
 def test_lesson3_hand_formula_matches_course_brief():
@@ -168,6 +182,10 @@ def test_lesson3_accumulated_across_calls():
 # ----------------------------------------------------------------------------- lesson 4
 
 
+def _unanswered(*args):
+    raise NotImplementedError()
+
+
 def _per_sample_np(x, W1, W2):
     s = 1 / (1 + np.exp(-(x @ W1.T)))
     return W2 * s * (1 - s) * x, s
@@ -177,7 +195,7 @@ def test_lesson4_right_answers_pass():
     checks.check_per_sample_by_hand(_per_sample_np, n=6)
     w = problems.lesson4_weights()
     x = problems.lesson4_features()
-    checks.check_per_sample_matrices(*_per_sample_np(x, w["0.weight"], w["2.weight"]))
+    checks.check_per_sample_matrices(lambda x: _per_sample_np(x, w["0.weight"], w["2.weight"]))
     checks.check_linear_per_sample(lambda a, d: d[:, :, None] * a[:, None, :], n=4, n_in=3, n_out=2)
 
 
@@ -185,12 +203,15 @@ def test_lesson4_summed_over_batch_is_diagnosed():
     w = problems.lesson4_weights()
     x = problems.lesson4_features()
     G1, G2 = _per_sample_np(x, w["0.weight"], w["2.weight"])
-    msg = failure(checks.check_per_sample_matrices, G1.sum(0).reshape(5, 1), G2)
+    msg = failure(checks.check_per_sample_rows, G1.sum(0).reshape(5, 1), G2, x)
     assert "summed over the batch" in msg
-    msg = failure(checks.check_per_sample_matrices, np.tile(G1.sum(0), (len(x), 1)), G2)
+    msg = failure(checks.check_per_sample_rows, np.tile(G1.sum(0), (len(x), 1)), G2, x)
     assert "summed over the batch" in msg
-    msg = failure(checks.check_per_sample_matrices, G1, np.tile(G2.mean(0), (len(x), 1)))
+    msg = failure(checks.check_per_sample_rows, G1, np.tile(G2.mean(0), (len(x), 1)), x)
     assert "Diagnosis" not in msg or "averaged" in msg  # a constant mean row is not the sum
+    assert "not reset between samples" in failure(checks.check_per_sample_rows, np.cumsum(G1, 0), G2, x)
+    assert "divided by the batch size" in failure(checks.check_per_sample_rows, G1 / len(x), G2, x)
+    assert "not answered yet" in failure(checks.check_per_sample_matrices, _unanswered)
     msg = failure(checks.check_linear_per_sample, lambda a, d: d.T @ a, n=4, n_in=3, n_out=2)
     assert "summed over the batch" in msg
 
