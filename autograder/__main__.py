@@ -75,10 +75,16 @@ def cmd_collect(args) -> int:
 
 
 def cmd_autograde(args) -> int:
-    from autograder.grading.execute import Limits
+    from autograder.grading.execute import Limits, sandbox_user
     from autograder.grading.pipeline import autograde
 
     ws = _ws(args)
+    if os.geteuid() == 0 and sandbox_user() is None:
+        # Said every run: without the drop, the audit hook is the only barrier (SECURITY.md).
+        print("warning: grading as root, but the student kernels cannot run as user 'nobody' (it "
+              "cannot read this Python, e.g. a pyenv Python under /root): they run as root, with "
+              "the audit hook as the only barrier. Use a Python that 'nobody' can read, or a "
+              "container; see autograder/SECURITY.md.", file=sys.stderr)
     limits = Limits(**ws.settings.get("limits", {}))
     if args.cell_timeout:
         limits.cell_timeout = args.cell_timeout

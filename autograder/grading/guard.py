@@ -53,7 +53,20 @@ ALWAYS_BLOCKED_AFTER_BEGIN = (
     "os.system", "os.fork", "os.forkpty", "os.posix_spawn", "os.spawn", "os.exec", "subprocess.Popen",
     "socket.connect", "socket.bind", "socket.sendto", "sys.remote_exec", "pty.spawn",
     "winreg", "ctypes.", "cffi",
+    # SQLite opens files in C, past the "open" event: a notebook could rewrite the gradebook.
+    "sqlite3.", "dbm.",
 )
+# Events that change the file system, with the positions of their path arguments and of their
+# dir_fd arguments (a path relative to a directory descriptor cannot be checked, so it is refused).
+CHANGES_FILES = {
+    "os.remove": ((0,), (1,)), "os.rmdir": ((0,), (1,)), "os.mkdir": ((0,), (2,)),
+    "os.rename": ((0, 1), (2, 3)), "os.link": ((0, 1), (2, 3)), "os.symlink": ((0, 1), (2,)),
+    "os.truncate": ((0,), ()), "os.chmod": ((0,), (2,)), "os.chown": ((0,), (3,)),
+    "os.utime": ((0,), (3,)), "os.chflags": ((0,), ()), "os.lchflags": ((0,), ()),
+    "shutil.copyfile": ((1,), ()), "shutil.copymode": ((1,), ()), "shutil.copystat": ((1,), ()),
+    "shutil.copytree": ((1,), ()), "shutil.rmtree": ((0,), ()), "shutil.move": ((0, 1), ()),
+    "shutil.chown": ((0,), ()), "shutil.make_archive": ((0,), ()), "shutil.unpack_archive": ((1,), ()),
+}
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
 
@@ -340,6 +353,9 @@ def install(spec: dict, report_fd: int) -> None:
             return p in ("/dev/null",)
         return any(p == r or p.startswith(r + os.sep) for r in read_roots)
 
+    def refuse_process(*args, **kwargs):
+        raise PermissionError("autograder sandbox: starting a process is not allowed while grading")
+
     def hook(event, args):
         if state["reentrant"]:
             return
@@ -357,6 +373,10 @@ def install(spec: dict, report_fd: int) -> None:
             state["reentrant"] = True
             try:
                 take_snapshot()
+                # _posixsubprocess.fork_exec starts processes (multiprocessing's "spawn") without
+                # any audit event: replace it, and refuse a fresh import that would bring it back.
+                import _posixsubprocess
+                _posixsubprocess.fork_exec = refuse_process
             finally:
                 state["reentrant"] = False
             state["begun"] = True
@@ -378,6 +398,8 @@ def install(spec: dict, report_fd: int) -> None:
             return
         if not state["begun"]:
             return
+        if event == "import" and args and args[0] == "_posixsubprocess":
+            raise PermissionError("autograder sandbox: importing _posixsubprocess is not allowed")
         if event.startswith(ALWAYS_BLOCKED_AFTER_BEGIN):
             raise PermissionError(f"autograder sandbox: {event} is not allowed while grading")
         if event == "object.__setattr__" or event == "object.__delattr__":
@@ -394,6 +416,15 @@ def install(spec: dict, report_fd: int) -> None:
                 write = True
             if not path_allowed(path, write):
                 raise PermissionError(f"autograder sandbox: access to {path!r} is not allowed")
+            return
+        if event in CHANGES_FILES:
+            paths, dir_fds = CHANGES_FILES[event]
+            for i in dir_fds:
+                if i < _len(args) and args[i] is not None:
+                    raise PermissionError(f"autograder sandbox: {event} with dir_fd is not allowed")
+            for i in paths:
+                if i < _len(args) and args[i] is not None and not path_allowed(args[i], True):
+                    raise PermissionError(f"autograder sandbox: {event} on {args[i]!r} is not allowed")
             return
         if event in ("os.listdir", "os.scandir"):
             if args and args[0] is not None and not path_allowed(args[0], False):

@@ -18,7 +18,7 @@ SAMPLES = [
     "changed_points", "patch_torch", "patch_numpy", "patch_checks", "patch_chainrule", "rebind_names",
     "redefined_builtins", "infinite_loop", "stubborn_loop", "memory_bomb", "memory_bomb_in_test", "sys_exit",
     "os_exit", "killed_kernel", "kill_others", "output_flood", "stderr_write", "corrupt_json", "wrong_name",
-    "missing_file", "reads_others", "other_kernel", "ipython_hook", "frame_peek", "forged_verdict",
+    "missing_file", "reads_others", "changes_files", "other_kernel", "ipython_hook", "frame_peek", "forged_verdict",
 ]
 
 
@@ -98,6 +98,9 @@ def test_submission_cannot_read_gradebook_or_other_students(graded_toy):
     assert "stolen 0" in text
     assert text.count("blocked PermissionError") == 6   # 5 opens + the listing
     assert "SQLite format" not in text and toy_course.HIDDEN_MARKER not in text
+    changer = _outputs_text(nbformat.read(ws.path("autograded", "changes_files", "toy", "toy.ipynb"), as_version=4))
+    assert changer.count("blocked PermissionError") == 8 and "done" not in changer
+    assert os.path.exists(ws.path("gradebook.db")) and not os.path.exists(ws.path("planted"))
     killer = _outputs_text(nbformat.read(ws.path("autograded", "kill_others", "toy", "toy.ipynb"), as_version=4))
     assert "refused: autograder sandbox: os.kill is not allowed" in killer
 
@@ -160,7 +163,7 @@ def test_export_csv_and_class_report(graded_toy):
     data, text = class_report(ws)
     sq = next(e for e in data["exercises"] if e["exercise"] == "test_square")
     passed = sum(1 for r in results.values() if r["notebooks"]["toy.ipynb"]["cells"]["test_square"]["status"] == "pass")
-    assert sq["full_marks"] == passed == 20
+    assert sq["full_marks"] == passed == 21
     assert sq["n"] == len(SAMPLES)
     # square returning x is the "counted once" misconception: partly, edited_test, patch_checks,
     # rebind_names and forged_verdict all gave it

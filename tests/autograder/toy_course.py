@@ -215,6 +215,25 @@ def submissions(release: nbformat.NotebookNode, workspace: str) -> dict:
         "print('stolen', len(stolen))"))),
         6, True, "reading the gradebook/other students/sources is refused")
 
+    planted = os.path.join(workspace, "planted")
+    put("changes_files", nb_of(answers(double_answer=(
+        "def double(v):\n    return 2 * v\n"
+        "import os, shutil, sqlite3\n"
+        f"gradebook = {gb!r}\n"
+        "attempts = [lambda: sqlite3.connect(gradebook).execute('delete from grade'),\n"
+        "            lambda: os.remove(gradebook), lambda: os.rename(gradebook, gradebook + '.x'),\n"
+        f"            lambda: os.mkdir({planted!r}), lambda: os.symlink(gradebook, 'link'),\n"
+        f"            lambda: shutil.rmtree({os.path.join(workspace, 'submitted')!r}),\n"
+        "            lambda: os.remove('x', dir_fd=os.open('.', os.O_RDONLY)),\n"
+        "            lambda: __import__('multiprocessing').get_context('spawn').Process(target=print).start()]\n"
+        "for attempt in attempts:\n"
+        "    try:\n"
+        "        attempt()\n"
+        "        print('done')\n"
+        "    except Exception as e:\n"
+        "        print('blocked', type(e).__name__)"))),
+        6, True, "deleting, renaming, creating files outside its folder, and SQLite, are refused")
+
     def kernel(nb):
         nb.metadata["kernelspec"] = {"name": "ir", "display_name": "R", "language": "R"}
     put("other_kernel", nb_of(CORRECT, kernel), 6, False, "kernelspec replaced by the sandboxed python kernel")
