@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import copy
 import hashlib
 import hmac
 import json
@@ -28,6 +29,9 @@ BEGIN_SOURCE = '__import__("sys").audit("autograder.begin")'
 TEST_STUB = '__import__("sys").audit("autograder.test", {grade_id!r})'
 KERNEL_COMMAND = [sys.executable, "-m", "autograder.grading.kernel"]
 WATCHDOG_SLACK = 60.0   # seconds past the notebook limit before the kernel is killed from outside
+# Kernels started at the same moment by two workers can race for a ZMQ port, and the loser dies
+# at start-up ("Address already in use"); a fresh kernel picks fresh ports.
+START_ATTEMPTS = 3
 
 
 @dataclass
@@ -53,6 +57,8 @@ class Execution:
     events: list = field(default_factory=list)      # what went wrong while running
     seconds: float = 0.0
     kernel_log: str = ""
+    start_error: str | None = None                  # set when the kernel never ran a cell: the grader's failure
+    failed_starts: list = field(default_factory=list)   # one reason per kernel that failed to start
 
 
 class CappedClient(NotebookClient):
@@ -196,7 +202,35 @@ def verify_reports(path: str, key: bytes) -> tuple[dict, list[str]]:
 def execute(nb: nbformat.NotebookNode, tests: dict[str, str], limits: Limits,
             files: dict[str, bytes] | None = None, preludes: dict[str, str] | None = None,
             kernel_display: str = "Python 3 (autograder sandbox)", extra_imports: list | None = None) -> Execution:
-    """Run ``nb`` (already prepared: begin cell first, test stubs in place) in a fresh sandbox."""
+    """Run ``nb`` (already prepared: begin cell first, test stubs in place) in a fresh sandbox.
+
+    A kernel that fails before the first cell is sent (no student code has run) is the
+    grader's failure: the notebook is run again on a fresh kernel, up to ``START_ATTEMPTS``
+    times.  If none starts, the result has ``start_error`` set, never a student's zero.
+    """
+    failed: list[str] = []
+    spent = 0.0
+    while True:
+        result = _execute_once(copy.deepcopy(nb), tests, limits, files, preludes, kernel_display, extra_imports)
+        spent += result.seconds
+        if result.start_error is None:
+            break
+        failed.append(result.start_error)
+        # Stop once failed starts have taken a start-up timeout, the margin job_deadline allows:
+        # a kernel silent that long is no port race, and waiting on it again only delays the class.
+        if len(failed) >= START_ATTEMPTS or spent >= limits.startup_timeout:
+            break
+    result.failed_starts = failed
+    if failed and result.start_error is None:
+        result.events.insert(0, f"the kernel failed to start {len(failed)} time(s) ({'; '.join(failed)}); "
+                                "graded on a fresh kernel")
+    result.seconds = spent
+    return result
+
+
+def _execute_once(nb: nbformat.NotebookNode, tests: dict[str, str], limits: Limits,
+                  files: dict[str, bytes] | None, preludes: dict[str, str] | None,
+                  kernel_display: str, extra_imports: list | None) -> Execution:
     start = time.monotonic()
     private = tempfile.mkdtemp(prefix="ag-private-")       # grader-only: spec, verdicts
     sandbox = tempfile.mkdtemp(prefix="ag-sandbox-")       # the kernel's whole world
@@ -243,13 +277,20 @@ def execute(nb: nbformat.NotebookNode, tests: dict[str, str], limits: Limits,
     async def run():
         try:
             await asyncio.wait_for(client.async_execute(), timeout=limits.notebook_timeout)
-        except asyncio.TimeoutError:
-            result.events.append(f"notebook stopped after {limits.notebook_timeout:g} s (time limit)")
-        except DeadKernelError:
-            result.events.append("kernel stopped: it ignored interrupts after a cell timeout" if client.stuck
-                                 else "kernel died (sys.exit/os._exit/killed/out of memory)")
         except Exception as exc:  # noqa: BLE001 - recorded, never lost
-            result.events.append(f"execution error: {type(exc).__name__}: {exc}"[:500])
+            if not client._executed:
+                # No cell was sent, so nothing of the student's ran: the kernel failed to start.
+                result.start_error = (f"no answer within the notebook's {limits.notebook_timeout:g} s limit"
+                                      if isinstance(exc, asyncio.TimeoutError)
+                                      else f"{type(exc).__name__}: {exc}"[:500])
+                result.events.append(f"execution error: the kernel could not start: {result.start_error}")
+            elif isinstance(exc, asyncio.TimeoutError):
+                result.events.append(f"notebook stopped after {limits.notebook_timeout:g} s (time limit)")
+            elif isinstance(exc, DeadKernelError):
+                result.events.append("kernel stopped: it ignored interrupts after a cell timeout" if client.stuck
+                                     else "kernel died (sys.exit/os._exit/killed/out of memory)")
+            else:
+                result.events.append(f"execution error: {type(exc).__name__}: {exc}"[:500])
         finally:
             try:
                 if km.has_kernel:

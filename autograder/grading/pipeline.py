@@ -55,6 +55,14 @@ def _score(spec_nb, prep, execution) -> tuple[dict, list]:
                 flags.append(("review", f"{gid}: protected state changed while the test ran (scored 0): "
                                         + "; ".join(v["tampered_during"][:6])))
         cells[gid] = rec
+    if execution and execution.start_error:
+        # The kernel never ran a cell: these zeros are the grader's failure, to re-run, not the student's.
+        for rec in cells.values():
+            rec["status"] = "grader error"
+        tries = len(execution.failed_starts)
+        flags.append(("review", f"grader error: the kernel could not start ({tries} attempt(s), last: "
+                                f"{execution.start_error}); re-run autograde for this student"))
+        return cells, flags
     missing = [g for g, r in cells.items() if r["status"] == "no verdict"]
     if missing:
         why = "; ".join(events) or "the test cell did not reach the grader (cell rewritten or never executed)"
