@@ -57,7 +57,8 @@ ALWAYS_BLOCKED_AFTER_BEGIN = (
     "sqlite3.", "dbm.",
 )
 # Events that change the file system, with the positions of their path arguments and of their
-# dir_fd arguments (a path relative to a directory descriptor cannot be checked, so it is refused).
+# dir_fd arguments (a path relative to a directory descriptor cannot be checked, so it is refused;
+# the event passes -1 when there is none).
 CHANGES_FILES = {
     "os.remove": ((0,), (1,)), "os.rmdir": ((0,), (1,)), "os.mkdir": ((0,), (2,)),
     "os.rename": ((0, 1), (2, 3)), "os.link": ((0, 1), (2, 3)), "os.symlink": ((0, 1), (2,)),
@@ -420,7 +421,7 @@ def install(spec: dict, report_fd: int) -> None:
         if event in CHANGES_FILES:
             paths, dir_fds = CHANGES_FILES[event]
             for i in dir_fds:
-                if i < _len(args) and args[i] is not None:
+                if i < _len(args) and args[i] not in (None, -1):
                     raise PermissionError(f"autograder sandbox: {event} with dir_fd is not allowed")
             for i in paths:
                 if i < _len(args) and args[i] is not None and not path_allowed(args[i], True):

@@ -100,6 +100,7 @@ def test_submission_cannot_read_gradebook_or_other_students(graded_toy):
     assert "SQLite format" not in text and toy_course.HIDDEN_MARKER not in text
     changer = _outputs_text(nbformat.read(ws.path("autograded", "changes_files", "toy", "toy.ipynb"), as_version=4))
     assert changer.count("blocked PermissionError") == 8 and "done" not in changer
+    assert "its own folder is writable" in changer
     assert os.path.exists(ws.path("gradebook.db")) and not os.path.exists(ws.path("planted"))
     killer = _outputs_text(nbformat.read(ws.path("autograded", "kill_others", "toy", "toy.ipynb"), as_version=4))
     assert "refused: autograder sandbox: os.kill is not allowed" in killer

@@ -231,7 +231,11 @@ def submissions(release: nbformat.NotebookNode, workspace: str) -> dict:
         "        attempt()\n"
         "        print('done')\n"
         "    except Exception as e:\n"
-        "        print('blocked', type(e).__name__)"))),
+        "        print('blocked', type(e).__name__)\n"
+        "os.mkdir('inside')\n"
+        "os.rename('inside', 'inside2')\n"
+        "os.rmdir('inside2')\n"
+        "print('its own folder is writable')"))),
         6, True, "deleting, renaming, creating files outside its folder, and SQLite, are refused")
 
     def kernel(nb):
