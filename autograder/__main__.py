@@ -3,12 +3,14 @@
     build      rebuild course/ from solutions/ (autograder/release.py), and with --workspace
                set up a grading workspace (outside the repository) whose gradebook knows every
                graded cell: python -m autograder build --workspace ~/grading/fall [--db URL]
-    collect    bring submissions in: --from DIR (nbgrader's submitted/<student>/<assignment>/)
+    collect    bring submissions in: --from DIR (nbgrader's submitted/<student>/<assignment>/, or its
+               exchange, <course>/inbound/, where the latest submission counts)
                or --zip FILE --assignment A (an LMS download, files named per student)
     autograde  grade all, one assignment (--assignment) or one student (--student),
                --workers N in parallel; the gradebook is written by one process only
     feedback   feedback HTML per student, without the hidden tests
-    export     grades.csv and exercises.csv (from the gradebook)
+    export     grades.csv (a row per student and assignment, 0 for nothing sent; --roster FILE
+               adds the class list) and exercises.csv
     report     the class report: score per exercise, how often each diagnosis fired
     table      print the gradebook as a table
     demo       everything above on the bundled sample class, then print the gradebook
@@ -111,7 +113,7 @@ def cmd_export(args) -> int:
     from autograder.grading.reports import export_csv
 
     ws = _ws(args)
-    for p in export_csv(ws, args.out):
+    for p in export_csv(ws, args.out, roster=args.roster):
         print(f"wrote {p}")
     return 0
 
@@ -159,13 +161,16 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--source", help="instructor source folder (default: solutions/)")
     b.add_argument("--no-release", action="store_true", help="do not rebuild course/")
     c = common(sub.add_parser("collect", help="bring submissions into the workspace"))
-    c.add_argument("--from", dest="from_dir", help="folder in nbgrader's submitted/<student>/<assignment> layout")
+    c.add_argument("--from", dest="from_dir", help="nbgrader's submitted/<student>/<assignment>/ folder, or its exchange "
+                                                      "(<exchange>/<course>/inbound/<student>+<assignment>+<time>/)")
     c.add_argument("--zip", help="LMS zip with files named per student")
     c.add_argument("--pattern", help="regex with a (?P<student>...) group matched on each member's top "
                                      "folder or file stem (default: the text before the first '_')")
     common(sub.add_parser("autograde", help="grade submissions (--workers N)"))
     common(sub.add_parser("feedback", help="feedback HTML without hidden tests"))
-    common(sub.add_parser("export", help="grades as CSV"))
+    e = common(sub.add_parser("export", help="grades as CSV"))
+    e.add_argument("--roster", help="the class list (one student id per line, or a CSV with a student_id "
+                                    "column): its students get rows even if they sent nothing")
     common(sub.add_parser("report", help="class report"))
     common(sub.add_parser("table", help="print the gradebook"))
     d = common(sub.add_parser("demo", help="end-to-end demo on the bundled sample class"))

@@ -20,32 +20,113 @@ MAX_MEMBER = 32 * 1024 * 1024
 DEFAULT_PATTERN = r"^(?P<student>[^_]+)_(?:(?:LATE_)?(?P<id>\d+)(?=_assignsubmission_|_\d+_))?"
 
 
-def collect_folder(ws: Workspace, folder: str, assignment: str | None = None) -> list[tuple[str, str, str]]:
-    """Copy ``folder/[submitted/]<student>/<assignment>/*`` into the workspace."""
-    base = os.path.join(folder, "submitted") if os.path.isdir(os.path.join(folder, "submitted")) else folder
-    known = set(ws.assignments())
+def collect_folder(ws: Workspace, folder: str, assignment: str | None = None,
+                   report: Callable[[str], None] = print) -> list[tuple[str, str, str]]:
+    """Copy the submissions under ``folder`` into the workspace.
+
+    Two layouts are understood: nbgrader's collected ``[submitted/]<student>/<assignment>/``,
+    and its exchange, ``[<course>/]inbound/<student>+<assignment>+<timestamp>[+<random>]/``,
+    where each resubmission is a new folder and the latest one counts (as in ``nbgrader
+    collect``).  Everything passed over is reported, one line each, and finding nothing at
+    all is an error: an instructor must not grade an empty class believing it complete.
+    """
+    known = ws.assignments()
+    if assignment and assignment not in known:
+        raise WorkspaceError(f"unknown assignment {assignment!r}; known: {known}")
+    if not os.path.isdir(folder):
+        raise WorkspaceError(f"no such folder: {folder}")
+    inbound = _inbound_folder(folder)
+    found, skipped = _exchange_submissions(inbound, report) if inbound else _collected_submissions(folder)
     copied = []
+    for (student, a), src in sorted(found.items()):
+        if assignment and a != assignment:
+            continue
+        if a not in known:
+            skipped.append((src, f"{a!r} is not an assignment of this workspace (known: {', '.join(known)})"))
+            continue
+        try:
+            sid = safe_name(student)
+        except WorkspaceError as exc:
+            skipped.append((src, str(exc)))
+            continue
+        dst = ws.path("submitted", sid, a)
+        if os.path.isdir(dst):
+            shutil.rmtree(dst)
+        os.makedirs(dst)
+        for f in sorted(os.listdir(src)):
+            p = os.path.join(src, f)
+            if os.path.islink(p) or not os.path.isfile(p):
+                skipped.append((p, "not a plain file (only the submission's top-level files are graded)"))
+            elif os.path.getsize(p) > MAX_MEMBER:
+                skipped.append((p, f"too large ({os.path.getsize(p)} bytes)"))
+            else:
+                shutil.copyfile(p, os.path.join(dst, f))
+        copied.append((sid, a, dst))
+    for path, why in skipped:
+        report(f"  skipped {path}: {why}")
+    if not copied:
+        wanted = f" of {assignment!r}" if assignment else ""
+        raise WorkspaceError(
+            f"no submissions{wanted} found in {folder}: expected nbgrader's submitted/<student>/<assignment>/ "
+            "or its exchange, <course>/inbound/<student>+<assignment>+<timestamp>/")
+    return copied
+
+
+def _inbound_folder(folder: str) -> str | None:
+    """The exchange's inbound folder when ``folder`` is one, holds one, or holds one course."""
+    if os.path.basename(os.path.normpath(folder)) == "inbound":
+        return folder
+    if os.path.isdir(os.path.join(folder, "inbound")):
+        return os.path.join(folder, "inbound")
+    courses = [d for d in sorted(os.listdir(folder)) if os.path.isdir(os.path.join(folder, d, "inbound"))]
+    if len(courses) > 1:
+        raise WorkspaceError(f"{folder} is an exchange with several courses ({', '.join(courses)}): "
+                             f"give --from {os.path.join(folder, '<course>')}")
+    return os.path.join(folder, courses[0], "inbound") if courses else None
+
+
+def _collected_submissions(folder: str) -> tuple[dict, list]:
+    base = os.path.join(folder, "submitted") if os.path.isdir(os.path.join(folder, "submitted")) else folder
+    found, skipped = {}, []
     for student in sorted(os.listdir(base)):
         sdir = os.path.join(base, student)
-        if not os.path.isdir(sdir):
+        if not os.path.isdir(sdir) or os.path.islink(sdir):
             continue
-        sid = safe_name(student)
         for a in sorted(os.listdir(sdir)):
-            if assignment and a != assignment:
-                continue
             adir = os.path.join(sdir, a)
-            if not os.path.isdir(adir) or a not in known:
-                continue
-            dst = ws.path("submitted", sid, a)
-            if os.path.isdir(dst):
-                shutil.rmtree(dst)
-            os.makedirs(dst)
-            for f in sorted(os.listdir(adir)):
-                p = os.path.join(adir, f)
-                if os.path.isfile(p) and not os.path.islink(p) and os.path.getsize(p) <= MAX_MEMBER:
-                    shutil.copyfile(p, os.path.join(dst, os.path.basename(f)))
-            copied.append((sid, a, dst))
-    return copied
+            if os.path.isdir(adir) and not os.path.islink(adir):
+                found[(student, a)] = adir
+            else:
+                skipped.append((adir, "not an assignment folder"))
+    return found, skipped
+
+
+def _exchange_submissions(inbound: str, report: Callable[[str], None]) -> tuple[dict, list]:
+    from nbgrader.utils import parse_utc
+
+    def when(stamp: str):
+        try:
+            return (1, parse_utc(stamp).isoformat())
+        except (ValueError, OverflowError):  # a course's own timestamp_format: its text order
+            return (0, stamp)
+
+    attempts: dict[tuple[str, str], list[tuple[tuple, str]]] = {}
+    skipped = []
+    for entry in sorted(os.listdir(inbound)):
+        path = os.path.join(inbound, entry)
+        parts = entry.split("+")
+        if len(parts) < 3 or not os.path.isdir(path) or os.path.islink(path):
+            skipped.append((path, "not a submission folder <student>+<assignment>+<timestamp>"))
+            continue
+        attempts.setdefault((parts[0], parts[1]), []).append((when(parts[2]), path))
+    found = {}
+    for key, tries in attempts.items():
+        tries.sort()
+        found[key] = tries[-1][1]
+        if len(tries) > 1:
+            report(f"  {key[0]} / {key[1]}: {len(tries)} submissions, the latest is graded "
+                   f"({os.path.basename(tries[-1][1])})")
+    return found, skipped
 
 
 def collect_zip(ws: Workspace, zip_path: str, assignment: str, pattern: str = DEFAULT_PATTERN,

@@ -214,7 +214,8 @@ def autograde(ws: Workspace, assignment: str | None = None, student: str | None 
     jobs = [{"student": s, "folder": ws.path("submitted", s, a), "spec": specs[a], "limits": asdict(limits)}
             for s, a in ws.submissions(assignment, student)]
     if not jobs:
-        progress("nothing to grade")
+        hint = "for that choice" if assignment or student else "yet: run python -m autograder collect"
+        progress(f"nothing to grade: no submission collected {hint}")
         return []
     from nbgrader.api import Gradebook
 

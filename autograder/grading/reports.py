@@ -8,7 +8,7 @@ import os
 import re
 from collections import Counter, defaultdict
 
-from .workspace import Workspace
+from .workspace import Workspace, WorkspaceError, safe_name
 
 
 def _diagnoses() -> dict[str, str]:
@@ -62,30 +62,77 @@ def load_results(ws: Workspace) -> list[dict]:
 
 def gradebook_scores(ws: Workspace) -> dict[tuple[str, str], tuple[float, float]]:
     """(student, assignment) -> (score, max_score), read back from the gradebook itself."""
+    return _gradebook(ws)[0]
+
+
+def _gradebook(ws: Workspace) -> tuple[dict[tuple[str, str], tuple[float, float]], dict[str, float], list[str]]:
+    """The scores, each assignment's max score, and every student the gradebook knows."""
     from nbgrader.api import Gradebook
 
-    scores = {}
+    scores, max_scores = {}, {}
     with Gradebook(ws.db_url) as gb:
         for assignment in gb.assignments:
+            max_scores[assignment.name] = float(assignment.max_score)
             for sub in gb.assignment_submissions(assignment.name):
                 scores[(sub.student.id, assignment.name)] = (float(sub.score), float(sub.max_score))
-    return scores
+        students = [student.id for student in gb.students]
+    return scores, max_scores, students
 
 
-def export_csv(ws: Workspace, out_dir: str | None = None) -> tuple[str, str]:
+def read_roster(path: str) -> list[str]:
+    """Student ids, one per line, or a CSV whose header has a ``student_id`` (or ``id``) column."""
+    if not os.path.isfile(path):
+        raise WorkspaceError(f"no such roster file: {path}")
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        rows = [(line, row) for line, row in enumerate(csv.reader(fh), start=1)
+                if any(cell.strip() for cell in row)]
+    header = [cell.strip().lower() for cell in rows[0][1]] if rows else []
+    column = next((header.index(name) for name in ("student_id", "id") if name in header), None)
+    if column is not None:
+        rows = rows[1:]
+    elif len(header) > 1:
+        raise WorkspaceError(f"{path}: a CSV roster needs a 'student_id' (or 'id') column; its header is {rows[0][1]}")
+    students = []
+    for line, row in rows:
+        try:
+            students.append(safe_name(row[column or 0]))
+        except (WorkspaceError, IndexError):
+            raise WorkspaceError(f"{path}, line {line}: no usable student id in {row}") from None
+    return students
+
+
+def export_csv(ws: Workspace, out_dir: str | None = None, roster: str | None = None) -> tuple[str, str]:
+    """grades.csv has a row for every student and assignment: a student who sent nothing scores 0
+    (never a missing row, which a spreadsheet would read as "not due"), and a submission not graded
+    yet is flagged.  With a ``roster``, its students are listed too, and submitters missing from it
+    are flagged (a misspelt name in an LMS download)."""
     out_dir = out_dir or ws.path("reports")
     os.makedirs(out_dir, exist_ok=True)
-    scores = gradebook_scores(ws)
+    scores, max_scores, known_students = _gradebook(ws)
     results = {(r["student"], r["assignment"]): r for r in load_results(ws)}
+    collected = set(ws.submissions())
+    on_roster = set(read_roster(roster)) if roster else None
+    students = sorted(set(known_students) | {s for s, _ in collected} | (on_roster or set()))
     diagnoses = _diagnoses()
     grades = os.path.join(out_dir, "grades.csv")
     with open(grades, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["student_id", "assignment", "score", "max_score", "flagged", "flags"])
-        for (s, a), (score, mx) in sorted(scores.items()):
-            r = results.get((s, a), {})
-            flags = [f[1] for nb in r.get("notebooks", {}).values() for f in nb["flags"] if f[0] == "review"]
-            w.writerow([s, a, f"{score:g}", f"{mx:g}", int(bool(r.get("flagged"))), " | ".join(flags)[:2000]])
+        w.writerow(["student_id", "assignment", "score", "max_score", "submitted", "flagged", "flags"])
+        for s in students:
+            for a in sorted(max_scores):
+                r = results.get((s, a), {})
+                flags = [f[1] for nb in r.get("notebooks", {}).values() for f in nb["flags"] if f[0] == "review"]
+                if on_roster is not None and s not in on_roster:
+                    flags.append("not on the roster")
+                if (s, a) in scores:
+                    score, mx = scores[(s, a)]
+                    row = [f"{score:g}", f"{mx:g}", 1]
+                elif (s, a) in collected:
+                    flags.append("collected but not graded yet: run autograde")
+                    row = ["", f"{max_scores[a]:g}", 1]
+                else:
+                    row = ["0", f"{max_scores[a]:g}", 0]
+                w.writerow([s, a, *row, int(bool(r.get("flagged")) or bool(flags)), " | ".join(flags)[:2000]])
     exercises = os.path.join(out_dir, "exercises.csv")
     with open(exercises, "w", newline="") as fh:
         w = csv.writer(fh)

@@ -98,14 +98,21 @@ class Workspace:
         return sorted(d for d in os.listdir(src) if os.path.isdir(os.path.join(src, d)))
 
     def submissions(self, assignment: str | None = None, student: str | None = None) -> list[tuple[str, str]]:
+        """(student, assignment) pairs collected; an unknown name asked for is an error, not nothing."""
+        known = self.assignments()
+        if assignment and assignment not in known:
+            raise WorkspaceError(f"unknown assignment {assignment!r}; known: {known}")
         out = []
         sub = self.path("submitted")
-        if not os.path.isdir(sub):
-            return out
-        for s in sorted(os.listdir(sub)):
+        students = sorted(s for s in os.listdir(sub) if os.path.isdir(os.path.join(sub, s))) \
+            if os.path.isdir(sub) else []
+        if student and student not in students:
+            shown = ", ".join(students[:20]) + (", ..." if len(students) > 20 else "")
+            raise WorkspaceError(f"no submissions from student {student!r} in {sub}; students: {shown or 'none yet'}")
+        for s in students:
             if student and s != student:
                 continue
-            for a in self.assignments():
+            for a in known:
                 if assignment and a != assignment:
                     continue
                 if os.path.isdir(os.path.join(sub, s, a)):

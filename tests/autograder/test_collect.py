@@ -1,4 +1,4 @@
-"""collect_zip on LMS downloads: no student is dropped, merged or silently skipped."""
+"""Collecting submissions (LMS zips, nbgrader folders, its exchange): no student dropped, merged or silently skipped."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import zipfile
 import pytest
 
 from autograder.__main__ import main
-from autograder.grading.collect import collect_zip
+from autograder.grading.collect import collect_folder, collect_zip
 from autograder.grading.workspace import Workspace, WorkspaceError
 
 NB = "01_chain_rule.ipynb"
@@ -88,3 +88,66 @@ def test_cli_missing_zip_is_a_one_line_error(ws, tmp_path, capsys):
     assert main(["collect", "--workspace", ws.root, "--zip", missing, "--assignment", "chain"]) == 2
     err = capsys.readouterr().err
     assert err.strip() == f"error: no such zip file: {missing}"
+
+
+# ---------------------------------------------------------------- collect --from
+def put(folder, relative, data=b"{}"):
+    path = os.path.join(folder, relative)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as fh:
+        fh.write(data)
+
+
+def test_exchange_inbound_takes_each_students_latest_submission(ws, tmp_path, capsys):
+    exchange = str(tmp_path / "exchange")
+    inbound = os.path.join(exchange, "autodiff", "inbound")
+    put(inbound, f"alice+chain+2026-11-02 09:00:00.000000 UTC+abc/{NB}", b"alice late")
+    put(inbound, f"alice+chain+2026-10-30 23:59:00.000000 UTC+def/{NB}", b"alice early")
+    put(inbound, f"bob+chain+2026-11-01 10:00:00.000000 UTC/{NB}", b"bob")  # nbgrader < 0.7: no random part
+    put(inbound, f"carol+homework9+2026-11-01 10:00:00.000000 UTC+xyz/{NB}", b"carol")
+    put(inbound, "README.txt", b"not a submission")
+    got = collect_folder(ws, exchange)  # the exchange root: its single course is found
+    out = capsys.readouterr().out
+    assert sorted(s for s, _, _ in got) == ["alice", "bob"]
+    assert read(ws, "alice") == b"alice late" and read(ws, "bob") == b"bob"
+    assert "alice / chain: 2 submissions, the latest is graded" in out
+    assert "'homework9' is not an assignment of this workspace" in out and "README.txt" in out
+
+
+def test_exchange_with_several_courses_asks_which(ws, tmp_path):
+    exchange = str(tmp_path / "exchange")
+    for course in ("autodiff", "physics"):
+        put(exchange, f"{course}/inbound/alice+chain+2026-11-02 09:00:00.000000 UTC+abc/{NB}")
+    with pytest.raises(WorkspaceError, match="several courses .*autodiff, physics"):
+        collect_folder(ws, exchange, report=lambda line: None)
+
+
+def test_collected_layout_reports_what_it_passes_over(ws, tmp_path, capsys):
+    incoming = str(tmp_path / "in")
+    put(incoming, f"submitted/alice/chain/{NB}", b"alice")
+    put(incoming, f"submitted/alice/chain/data/{NB}", b"a subfolder")
+    put(incoming, f"submitted/bob/lesson9/{NB}", b"bob")
+    got = collect_folder(ws, incoming)
+    out = capsys.readouterr().out
+    assert [s for s, _, _ in got] == ["alice"] and read(ws, "alice") == b"alice"
+    assert "'lesson9' is not an assignment" in out and "not a plain file" in out
+
+
+def test_finding_nothing_is_an_error_not_an_empty_class(ws, tmp_path, capsys):
+    empty = str(tmp_path / "empty")
+    os.makedirs(os.path.join(empty, "alice_chain"))
+    assert main(["collect", "--workspace", ws.root, "--from", empty]) == 2
+    assert "no submissions found in" in capsys.readouterr().err
+    assert main(["collect", "--workspace", ws.root, "--from", empty, "-a", "chian"]) == 2
+    assert "unknown assignment 'chian'; known: ['chain']" in capsys.readouterr().err
+
+
+def test_asking_for_an_unknown_student_or_assignment_is_an_error(ws, tmp_path, capsys):
+    put(str(tmp_path / "in"), f"alice/chain/{NB}")
+    collect_folder(ws, str(tmp_path / "in"), report=lambda line: None)
+    assert ws.submissions(student="alice") == [("alice", "chain")]
+    with pytest.raises(WorkspaceError, match="no submissions from student 'alcie'.*students: alice"):
+        ws.submissions(student="alcie")
+    for command in ("autograde", "feedback"):
+        assert main([command, "--workspace", ws.root, "-a", "chian"]) == 2
+        assert "unknown assignment 'chian'" in capsys.readouterr().err
