@@ -1,5 +1,5 @@
 """The student's JupyterLab: starts on 127.0.0.1 in course/, nbgrader's Validate works, the
-create-assignment panel (and the other instructor panels) are disabled and locked.
+create-assignment panel (and the other instructor and exchange panels) are disabled and locked.
 
 The command under test is the one documented in README.md ("For students", and `make start`):
 
@@ -25,15 +25,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 STUDENT_CONFIG = ROOT / "course" / ".jupyter"
-INSTRUCTOR_PANELS = ["@jupyter/nbgrader:create-assignment", "@jupyter/nbgrader:formgrader",
-                     "@jupyter/nbgrader:course-list"]
+# The instructor's panels, and the exchange's assignment list (the course hands work in through the
+# LMS, so the panel could only say "exchange directory does not exist"), with the menu that opens them.
+HIDDEN_PANELS = ["@jupyter/nbgrader:create-assignment", "@jupyter/nbgrader:formgrader",
+                 "@jupyter/nbgrader:course-list", "@jupyter/nbgrader:assignment-list", "@jupyter/nbgrader:menu"]
 
 pytestmark = pytest.mark.slow
 
 
 def test_student_page_config_disables_and_locks_instructor_panels():
     config = json.loads((STUDENT_CONFIG / "labconfig" / "page_config.json").read_text())
-    for plugin in INSTRUCTOR_PANELS:
+    for plugin in HIDDEN_PANELS:
         assert config["disabledExtensions"][plugin] is True
         assert config["lockedExtensions"][plugin] is True
     assert "@jupyter/nbgrader:validate-assignment" not in config["disabledExtensions"]
@@ -101,7 +103,7 @@ def test_lab_page_has_instructor_panels_disabled(lab):
     base, token, _ = lab
     html = _get(f"{base}/lab?token={token}")
     data = json.loads(re.search(r'id="jupyter-config-data"[^>]*>(.*?)</script>', html, re.S).group(1))
-    for plugin in INSTRUCTOR_PANELS:
+    for plugin in HIDDEN_PANELS:
         assert plugin in data["disabledExtensions"]
     names = {ext["name"] for ext in data.get("federated_extensions", [])}
     assert "@jupyter/nbgrader" in names  # the nbgrader extension itself is there (Validate button)
