@@ -43,6 +43,7 @@ benchmark: $(VENV)/.installed
 
 benchmark-grading: $(VENV)/.installed
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) benchmarks/bench_autograde.py
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) benchmarks/bench_cluster.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -20,7 +20,7 @@ MAX_MEMBER = 32 * 1024 * 1024
 DEFAULT_PATTERN = r"^(?P<student>[^_]+)_(?:(?:LATE_)?(?P<id>\d+)(?=_assignsubmission_|_\d+_))?"
 
 
-def collect_folder(ws: Workspace, folder: str, assignment: str | None = None,
+def collect_folder(ws: Workspace, folder: str, assignments: list[str] | None = None,
                    report: Callable[[str], None] = print) -> list[tuple[str, str, str]]:
     """Copy the submissions under ``folder`` into the workspace.
 
@@ -31,15 +31,16 @@ def collect_folder(ws: Workspace, folder: str, assignment: str | None = None,
     all is an error: an instructor must not grade an empty class believing it complete.
     """
     known = ws.assignments()
-    if assignment and assignment not in known:
-        raise WorkspaceError(f"unknown assignment {assignment!r}; known: {known}")
+    unknown = [a for a in assignments or [] if a not in known]
+    if unknown:
+        raise WorkspaceError(f"unknown assignment {', '.join(map(repr, unknown))}; known: {known}")
     if not os.path.isdir(folder):
         raise WorkspaceError(f"no such folder: {folder}")
     inbound = _inbound_folder(folder)
     found, skipped = _exchange_submissions(inbound, report) if inbound else _collected_submissions(folder)
     copied = []
     for (student, a), src in sorted(found.items()):
-        if assignment and a != assignment:
+        if assignments and a not in assignments:
             continue
         if a not in known:
             skipped.append((src, f"{a!r} is not an assignment of this workspace (known: {', '.join(known)})"))
@@ -65,7 +66,7 @@ def collect_folder(ws: Workspace, folder: str, assignment: str | None = None,
     for path, why in skipped:
         report(f"  skipped {path}: {why}")
     if not copied:
-        wanted = f" of {assignment!r}" if assignment else ""
+        wanted = f" of {', '.join(map(repr, assignments))}" if assignments else ""
         raise WorkspaceError(
             f"no submissions{wanted} found in {folder}: expected nbgrader's submitted/<student>/<assignment>/ "
             "or its exchange, <course>/inbound/<student>+<assignment>+<timestamp>/")

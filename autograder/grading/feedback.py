@@ -18,7 +18,7 @@ from nbconvert import HTMLExporter
 
 from .assignment import hidden_lines, nbmeta
 from .pipeline import load_specs
-from .workspace import Workspace
+from .workspace import Workspace, WorkspaceError
 
 
 class LeakError(RuntimeError):
@@ -31,6 +31,8 @@ def _summary(result: dict, nbname: str) -> str:
     for gid, c in nbres["cells"].items():
         status = {"pass": "passed", "fail": "failed (see the message under the test)",
                   "timeout": "stopped: took too long"}.get(c["status"], c["status"])
+        if c.get("cause"):
+            status += f" ({c['cause'].split(';')[0]})"
         rows.append(f"| `{gid}` | {c['score']:g} / {c['max']:g} | {status} |")
     score = sum(c["score"] for c in nbres["cells"].values())
     total = sum(c["max"] for c in nbres["cells"].values())
@@ -76,14 +78,16 @@ def render(nb: nbformat.NotebookNode, secrets: list[str]) -> str:
 
 
 def generate(ws: Workspace, assignment: str | None = None, student: str | None = None,
-             withheld: list | None = None) -> list[str]:
+             withheld: list | None = None, report=print) -> list[str]:
     """Write feedback HTML; a file that would leak a hidden test is withheld (and listed)."""
     specs = load_specs(ws)
     written = []
     withheld = withheld if withheld is not None else []
+    not_graded = []
     for s, a in ws.submissions(assignment, student):
         folder = ws.path("autograded", s, a)
         if not os.path.exists(os.path.join(folder, "grading.json")):
+            not_graded.append(f"{s}/{a}")
             continue
         for spec_nb in specs[a].notebooks:
             secrets = [ln for c in spec_nb.tests.values() for ln in hidden_lines(c.source)]
@@ -99,4 +103,12 @@ def generate(ws: Workspace, assignment: str | None = None, student: str | None =
             with open(target, "w") as fh:
                 fh.write(body)
             written.append(target)
+    if not_graded:
+        names = ", ".join(not_graded[:10]) + (", ..." if len(not_graded) > 10 else "")
+        why = (f"{len(not_graded)} collected submission(s) have no autograder result ({names}): not graded "
+               "yet, or graded by stock `nbgrader autograde`, whose notebooks hold the hidden tests and are "
+               "never shown to students; run `python -m autograder autograde` first")
+        if not written:
+            raise WorkspaceError(why)
+        report(f"note: {why}")
     return written

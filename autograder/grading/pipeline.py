@@ -11,6 +11,7 @@ crashed worker costs one job (recorded as such, with a flag), never the class.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ import nbformat
 from .assignment import AssignmentSpec, load_assignment
 from .execute import WATCHDOG_SLACK, Limits, execute
 from .preflight import prepare
+from .progress import Progress
 from .workers import run_jobs
 from .workspace import Workspace
 
@@ -55,6 +57,11 @@ def _score(spec_nb, prep, execution) -> tuple[dict, list]:
                 flags.append(("review", f"{gid}: protected state changed while the test ran (scored 0): "
                                         + "; ".join(v["tampered_during"][:6])))
         cells[gid] = rec
+    for cause, after in _stopped_answer_cells(execution):
+        flags.append(("info", cause))
+        for gid in after:
+            if gid in cells and cells[gid]["status"] not in ("pass", "timeout"):
+                cells[gid].setdefault("cause", cause)
     if execution and execution.start_error:
         # The kernel never ran a cell: these zeros are the grader's failure, to re-run, not the student's.
         for rec in cells.values():
@@ -73,6 +80,29 @@ def _score(spec_nb, prep, execution) -> tuple[dict, list]:
         elif "forged" in e or "replayed" in e:
             flags.append(("review", f"{e} (someone wrote to the grader's verdict channel)"))
     return cells, flags
+
+
+STOPPED = {"CellTimeoutError": "did not finish within the cell time limit and was interrupted",
+           "MemoryError": "ran out of memory (the kernel's memory limit)"}
+
+
+def _stopped_answer_cells(execution) -> list[tuple[str, list[str]]]:
+    """Each answer cell stopped by the time or memory limit, with the test cells after it: their
+    failures (a NameError, most often) follow from the stop, and the student must be told so."""
+    if not execution or execution.notebook is None:
+        return []
+    stopped: list[tuple[str, list[str]]] = []
+    for cell in execution.notebook.cells:
+        ag = cell.metadata.get("autograder", {})
+        if ag.get("grade_id"):
+            for _, tests_after in stopped:
+                tests_after.append(ag["grade_id"])
+            continue
+        ename = next((o.get("ename") for o in cell.get("outputs", []) if o.get("output_type") == "error"), None)
+        if ename in STOPPED:
+            where = f"answer cell {ag['solution_id']!r}" if ag.get("solution_id") else "a cell"
+            stopped.append((f"{where} {STOPPED[ename]}; the tests after it could not use its results", []))
+    return stopped
 
 
 def _autograded_notebook(spec_nb, prep, execution) -> nbformat.NotebookNode:
@@ -105,7 +135,7 @@ def grade_one(job: dict) -> dict:
     t0 = time.monotonic()
     spec: AssignmentSpec = job["spec"]
     result = {"student": job["student"], "assignment": spec.name, "notebooks": {}, "flags": [],
-              "max_score": spec.max_score()}
+              "max_score": spec.max_score(), "submission_digest": job.get("submission_digest")}
     taken: set = set()
     for spec_nb in spec.notebooks:
         try:
@@ -150,7 +180,7 @@ def job_deadline(job: dict) -> float:
 def _crashed(job: dict, why: str, stacks: str = "") -> dict:
     spec: AssignmentSpec = job["spec"]
     return {"student": job["student"], "assignment": spec.name, "max_score": spec.max_score(), "score": 0.0,
-            "flagged": True, "seconds": 0.0,
+            "flagged": True, "seconds": 0.0, "submission_digest": job.get("submission_digest"),
             "notebooks": {nb.name: {"file_used": None, "notebook": None, "events": [why], "seconds": 0.0,
                                     "grader_stacks": stacks,
                                     "cells": {g: {"max": c.points, "score": 0.0, "status": "grader crashed",
@@ -207,26 +237,65 @@ def record(ws: Workspace, result: dict, gb=None) -> None:
         json.dump(slim, fh, indent=1, sort_keys=True)
 
 
-def autograde(ws: Workspace, assignment: str | None = None, student: str | None = None, workers: int = 1,
-              limits: Limits | None = None, progress=print) -> list[dict]:
+def submission_digest(folder: str) -> str:
+    """What a result was graded from: a re-collected submission has another digest, and is regraded."""
+    digest = hashlib.sha256()
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if os.path.isfile(path) and not os.path.islink(path):
+            digest.update(name.encode() + b"\0")
+            with open(path, "rb") as fh:
+                digest.update(hashlib.sha256(fh.read()).digest())
+    return digest.hexdigest()
+
+
+def already_graded(ws: Workspace, student: str, assignment: str, digest: str) -> bool:
+    """A result recorded from this very submission, and not a grader failure to re-run."""
+    path = ws.path("autograded", student, assignment, "grading.json")
+    try:
+        with open(path) as fh:
+            done = json.load(fh)
+    except (OSError, ValueError):
+        return False
+    failed = any(c.get("status") in ("grader error", "grader crashed")
+                 for nb in done.get("notebooks", {}).values() for c in nb.get("cells", {}).values())
+    return done.get("submission_digest") == digest and not failed
+
+
+def autograde(ws: Workspace, assignment: str | list[str] | None = None, student: str | list[str] | None = None,
+              workers: int = 1, limits: Limits | None = None, progress=print, force: bool = False,
+              scheduler: str | None = None, tls_dir: str | None = None) -> list[dict]:
+    """Grade what is collected and not graded yet (``force``: everything chosen), on ``workers`` local
+    processes or, with ``scheduler``, on a Dask cluster; this process alone writes the gradebook."""
     limits = limits or Limits(**ws.settings.get("limits", {}))
     specs = load_specs(ws)
-    jobs = [{"student": s, "folder": ws.path("submitted", s, a), "spec": specs[a], "limits": asdict(limits)}
-            for s, a in ws.submissions(assignment, student)]
+    jobs, skipped = [], 0
+    for s, a in ws.submissions(assignment, student):
+        folder = ws.path("submitted", s, a)
+        digest = submission_digest(folder)
+        if not force and already_graded(ws, s, a, digest):
+            skipped += 1
+            continue
+        jobs.append({"student": s, "folder": folder, "spec": specs[a], "limits": asdict(limits),
+                     "submission_digest": digest})
+    if skipped:
+        progress(f"{skipped} submission(s) already graded from the same files: kept (--force regrades them)")
     if not jobs:
-        hint = "for that choice" if assignment or student else "yet: run python -m autograder collect"
-        progress(f"nothing to grade: no submission collected {hint}")
+        if not skipped:
+            hint = "for that choice" if assignment or student else "yet: run python -m autograder collect"
+            progress(f"nothing to grade: no submission collected {hint}")
         return []
     from nbgrader.api import Gradebook
 
     results: list[dict] = []
     t0 = time.monotonic()
+    shown = Progress(len(jobs), progress)
     with Gradebook(ws.db_url) as gb:
         def done(res):
             record(ws, res, gb)
             results.append(res)
             nb_flags = sum(1 for nb in res["notebooks"].values() for f in nb["flags"] if f[0] == "review")
-            progress(f"  {res['student']:>14} {res['assignment']:<28} {res['score']:5.1f}/{res['max_score']:<5.1f}"
+            shown.done(f" {res['student']:>14} {res['assignment']:<28} {res['score']:5.1f}/{res['max_score']:<5.1f}"
                      f" {res['seconds']:6.1f}s" + (f"  FLAGGED ({nb_flags})" if res["flagged"] else ""))
 
         def failed(job, failure):
@@ -234,7 +303,17 @@ def autograde(ws: Workspace, assignment: str | None = None, student: str | None 
                 f"{failure.reason}; earlier try: {failure.tries[0]}"
             done(_crashed(job, why, failure.stacks))
 
-        run_jobs(jobs, grade_one, max(1, workers), deadline=job_deadline, on_result=lambda job, res: done(res),
-                 on_failure=failed)
-    progress(f"graded {len(results)} submission(s) in {time.monotonic() - t0:.1f} s with {workers} worker(s)")
+        try:
+            if scheduler:
+                from .cluster import run_jobs_on_cluster
+
+                run_jobs_on_cluster(jobs, grade_one, scheduler, on_result=lambda job, res: done(res),
+                                    on_failure=failed, tls_dir=tls_dir)
+            else:
+                run_jobs(jobs, grade_one, max(1, workers), deadline=job_deadline,
+                         on_result=lambda job, res: done(res), on_failure=failed)
+        finally:
+            shown.close()
+    where = f"on the Dask cluster at {scheduler}" if scheduler else f"with {workers} worker(s)"
+    progress(f"graded {len(results)} submission(s) in {time.monotonic() - t0:.1f} s {where}")
     return results

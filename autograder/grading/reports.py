@@ -24,6 +24,8 @@ def classify(cell: dict, diagnoses: dict[str, str]) -> str | None:
     status = cell.get("status")
     if status == "pass":
         return None
+    if cell.get("cause"):  # an answer cell stopped by a limit: that, not the NameError after it
+        return "answer cell stopped: " + ("out of memory" if "memory" in cell["cause"] else "time limit")
     err = cell.get("error") or ""
     m = re.search(r"Diagnosis:\s*(.+)", err)
     if m:
@@ -58,6 +60,27 @@ def load_results(ws: Workspace) -> list[dict]:
                 with open(p) as fh:
                     out.append(json.load(fh))
     return out
+
+
+def require_own_results(ws: Workspace, results: list[dict], what: str) -> list[str]:
+    """Say why ``what`` cannot use submissions this tool did not grade (a stock ``nbgrader autograde``
+    leaves scores in the gradebook but none of the statuses and diagnoses the reports are built from).
+
+    Raises when there is nothing of our own to use; otherwise returns the lines to print."""
+    ours = {(r["student"], r["assignment"]) for r in results}
+    elsewhere = sorted(set(gradebook_scores(ws)) - ours)
+    if not elsewhere and ours:
+        return []
+    advice = "run `python -m autograder autograde` in this workspace (it regrades them in the sandbox)"
+    if not ours:
+        if elsewhere:
+            raise WorkspaceError(f"{what} needs the autograder's own results, and the gradebook's "
+                                 f"{len(elsewhere)} graded submission(s) have none (graded by stock `nbgrader "
+                                 f"autograde`?): {advice}")
+        raise WorkspaceError(f"nothing graded yet for {what}: {advice}")
+    names = ", ".join(f"{s}/{a}" for s, a in elsewhere[:10]) + (", ..." if len(elsewhere) > 10 else "")
+    return [f"note: {len(elsewhere)} submission(s) in the gradebook were graded outside the autograder and are "
+            f"not in the {what} ({names}): {advice}"]
 
 
 def gradebook_scores(ws: Workspace) -> dict[tuple[str, str], tuple[float, float]]:
@@ -132,7 +155,10 @@ def export_csv(ws: Workspace, out_dir: str | None = None, roster: str | None = N
                     row = ["", f"{max_scores[a]:g}", 1]
                 else:
                     row = ["0", f"{max_scores[a]:g}", 0]
-                w.writerow([s, a, *row, int(bool(r.get("flagged")) or bool(flags)), " | ".join(flags)[:2000]])
+                flagged = int(bool(r.get("flagged")) or bool(flags))
+                if (s, a) not in scores and (s, a) not in collected:
+                    flags.insert(0, "no submission")
+                w.writerow([s, a, *row, flagged, " | ".join(flags)[:2000]])
     exercises = os.path.join(out_dir, "exercises.csv")
     with open(exercises, "w", newline="") as fh:
         w = csv.writer(fh)
@@ -152,7 +178,9 @@ def class_report(ws: Workspace, out_dir: str | None = None) -> tuple[dict, str]:
     per_ex: dict = defaultdict(lambda: {"n": 0, "score": 0.0, "max": 0.0, "full": 0, "labels": Counter()})
     fired: Counter = Counter()
     flagged = []
-    for r in load_results(ws):
+    results = load_results(ws)
+    notes = require_own_results(ws, results, "class report")
+    for r in results:
         if r.get("flagged"):
             flagged.append(f"{r['student']}/{r['assignment']}")
         for nb in r["notebooks"].values():
@@ -185,6 +213,8 @@ def class_report(ws: Workspace, out_dir: str | None = None) -> tuple[dict, str]:
     else:
         lines.append("No known misconception was diagnosed.")
     lines += ["", "## Flagged for review", ""] + ([f"- {f}" for f in flagged] or ["none"])
+    if notes:
+        lines += ["", "## Not in this report", ""] + [f"- {n}" for n in notes]
     text = "\n".join(lines) + "\n"
     with open(os.path.join(out_dir, "class_report.md"), "w") as fh:
         fh.write(text)

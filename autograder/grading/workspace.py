@@ -97,27 +97,30 @@ class Workspace:
             return []
         return sorted(d for d in os.listdir(src) if os.path.isdir(os.path.join(src, d)))
 
-    def submissions(self, assignment: str | None = None, student: str | None = None) -> list[tuple[str, str]]:
-        """(student, assignment) pairs collected; an unknown name asked for is an error, not nothing."""
+    def submissions(self, assignment: str | list[str] | None = None,
+                    student: str | list[str] | None = None) -> list[tuple[str, str]]:
+        """(student, assignment) pairs collected, for one or several names of each (None: all).
+
+        A name asked for that is unknown is an error, not an empty class: an instructor who
+        mistypes one student among three must not grade the other two believing it done.
+        """
         known = self.assignments()
-        if assignment and assignment not in known:
-            raise WorkspaceError(f"unknown assignment {assignment!r}; known: {known}")
-        out = []
+        wanted_assignments = [assignment] if isinstance(assignment, str) else list(assignment or [])
+        unknown = [a for a in wanted_assignments if a not in known]
+        if unknown:
+            raise WorkspaceError(f"unknown assignment {', '.join(map(repr, unknown))}; known: {known}")
         sub = self.path("submitted")
         students = sorted(s for s in os.listdir(sub) if os.path.isdir(os.path.join(sub, s))) \
             if os.path.isdir(sub) else []
-        if student and student not in students:
+        wanted_students = [student] if isinstance(student, str) else list(student or [])
+        absent = [s for s in wanted_students if s not in students]
+        if absent:
             shown = ", ".join(students[:20]) + (", ..." if len(students) > 20 else "")
-            raise WorkspaceError(f"no submissions from student {student!r} in {sub}; students: {shown or 'none yet'}")
-        for s in students:
-            if student and s != student:
-                continue
-            for a in known:
-                if assignment and a != assignment:
-                    continue
-                if os.path.isdir(os.path.join(sub, s, a)):
-                    out.append((s, a))
-        return out
+            raise WorkspaceError(f"no submissions from student {', '.join(map(repr, absent))} in {sub}; "
+                                 f"students: {shown or 'none yet'}")
+        return [(s, a) for s in students if not wanted_students or s in wanted_students
+                for a in known if (not wanted_assignments or a in wanted_assignments)
+                and os.path.isdir(os.path.join(sub, s, a))]
 
     def write_config(self) -> None:
         lines = [
@@ -149,6 +152,22 @@ def nbgrader(ws: Workspace, *args: str, check: bool = True) -> subprocess.Comple
     return proc
 
 
+def source_assignments(source_dir: str, wanted: list[str] | None = None) -> list[str]:
+    """The assignments (folders with a notebook) in ``source_dir``; every name in ``wanted`` must be one."""
+    if not os.path.isdir(source_dir):
+        raise WorkspaceError(f"no such source folder: {source_dir}")
+    available = sorted(d for d in os.listdir(source_dir)
+                       if not d.startswith((".", "_")) and os.path.isdir(os.path.join(source_dir, d))
+                       and any(f.endswith(".ipynb") for f in os.listdir(os.path.join(source_dir, d))))
+    if not available:
+        raise WorkspaceError(f"{source_dir} holds no assignment (a folder with an .ipynb notebook)")
+    unknown = [name for name in wanted or [] if name not in available]
+    if unknown:
+        raise WorkspaceError(f"unknown assignment(s) {', '.join(map(repr, unknown))}; "
+                             f"known in {source_dir}: {', '.join(available)}")
+    return list(dict.fromkeys(wanted)) if wanted else available
+
+
 def build(ws: Workspace, source_dir: str, db_url: str | None = None, assignments: list[str] | None = None) -> list[str]:
     """Copy the instructor sources into the workspace and let nbgrader release them.
 
@@ -156,19 +175,15 @@ def build(ws: Workspace, source_dir: str, db_url: str | None = None, assignments
     points and its source (hidden tests included): the trusted copy the autograder
     restores test cells from.
     """
+    names = source_assignments(source_dir, assignments)
     if db_url:
         ws.save_settings(db_url=db_url)
     else:
         ws.save_settings()
     ws.write_config()
-    names = assignments or sorted(d for d in os.listdir(source_dir)
-                                  if os.path.isdir(os.path.join(source_dir, d)) and not d.startswith((".", "_")))
     built = []
     for name in names:
         src = os.path.join(source_dir, name)
-        nbs = [f for f in os.listdir(src) if f.endswith(".ipynb")]
-        if not nbs:
-            continue
         dst = ws.path("source", name)
         if os.path.isdir(dst):
             shutil.rmtree(dst)

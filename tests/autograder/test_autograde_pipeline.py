@@ -122,7 +122,9 @@ def test_gradebook_matches_results_and_regrading_one_student(graded_toy):
         flagged = {s.student.id for s in gb.assignment_submissions("toy")
                    if any(nb.flagged for nb in s.notebooks)}
     assert flagged == {s for s, r in results.items() if r["flagged"]}
-    again = autograde(ws, student="correct", workers=2, limits=Limits(**TEST_LIMITS), progress=lambda *a: None)
+    again = autograde(ws, student="correct", workers=2, limits=Limits(**TEST_LIMITS), progress=lambda *a: None,
+                      force=True)
+    assert autograde(ws, student="correct", limits=Limits(**TEST_LIMITS), progress=lambda *a: None) == []
     assert [(r["student"], r["score"]) for r in again] == [("correct", 6.0)]
     assert gradebook_scores(ws) == scores
 

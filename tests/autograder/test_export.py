@@ -39,6 +39,7 @@ def test_every_student_gets_a_row_for_every_assignment(ws):
     assert got[("alice", "seeds")]["score"] == "5" and got[("alice", "seeds")]["submitted"] == "1"
     bob = got[("bob", "seeds")]
     assert (bob["score"], bob["max_score"], bob["submitted"], bob["flagged"]) == ("0", "7", "0", "0")
+    assert bob["flags"] == "no submission"
     carol = got[("carol", "seeds")]
     assert (carol["score"], carol["submitted"], carol["flagged"]) == ("", "1", "1")
     assert "not graded yet" in carol["flags"]
