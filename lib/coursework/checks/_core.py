@@ -19,6 +19,8 @@ cell returns as partial credit.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -40,10 +42,42 @@ class CheckFailure(AssertionError):
 
     def _render_traceback_(self) -> list[str]:
         # IPython calls this instead of printing the traceback: the student sees the
-        # message, in red, and not the 25 lines of this package that produced it.
-        head, *rest = str(self).splitlines() or [""]
+        # message, in red, and not the 25 lines of this package that produced it.  Lines
+        # are wrapped: nbgrader's Validate dialog shows them unwrapped, cut at its edge.
         title = _("Check failed")
-        return [f"\x1b[0;31m{title}\x1b[0m: {head}", *rest]
+        lines = wrap_lines(f"{title}: {self}", RENDER_WIDTH)
+        lines[0] = lines[0].replace(title, f"\x1b[0;31m{title}\x1b[0m", 1)
+        return lines
+
+
+#: Display columns of a rendered message (a CJK character takes two).
+RENDER_WIDTH = 78
+_CJK = "\u2e80-\u9fff\u3000-\u303f\uff00-\uffef"
+_UNITS = re.compile(rf"[{_CJK}]|[^\s{_CJK}]+\s*|\s+")
+_NO_BREAK_BEFORE = set("，。；：、）！？》」")
+
+
+def _columns(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def wrap_lines(message: str, width: int) -> list[str]:
+    """``message`` in lines of at most ``width`` display columns: English breaks at spaces, Chinese
+    between characters (never before its closing punctuation); continuation lines are indented."""
+    out = []
+    for line in message.splitlines() or [""]:
+        body = line.lstrip(" ")
+        indent, more = line[:len(line) - len(body)], line[:len(line) - len(body)] + "  "
+        current, prefix = "", indent
+        for unit in _UNITS.findall(body):
+            fits = _columns(prefix + current + unit.rstrip()) <= width
+            if current.strip() and not fits and unit[0] not in _NO_BREAK_BEFORE:
+                out.append(prefix + current.rstrip())
+                current, prefix = "", more
+                unit = unit.lstrip()
+            current += unit
+        out.append(prefix + current.rstrip())
+    return out
 
 
 @dataclass(frozen=True)
