@@ -95,6 +95,8 @@ EDITIONS = {"zh-CN": "zh-CN"}
 # the autograder starts for the notebook gives the checks' messages in the notebook's language.
 LANGUAGE_LINES = {"zh-CN": 'from coursework import use_language\n'
                            'use_language("zh-CN")  # 检查与交互控件的提示使用简体中文\n\n'}
+# What nbgrader puts in place of a solution in each edition (the English one is in nbgrader_config.py).
+CODE_STUBS = {"zh-CN": "# 在这里写你的代码\nraise NotImplementedError()"}
 MARKER = re.compile(r"^<!-- (?P<id>[A-Za-z0-9_-]+) en:(?P<hash>[0-9a-f]{10})(?P<code> code)? -->$")
 ARROW = " => "
 
@@ -270,10 +272,12 @@ def nbgrader(*args: str) -> None:
         raise SystemExit(f"failed: {' '.join(cmd)}")
 
 
-def generate(selected: list[str], release_dir: Path, db: Path, source_dir: Path | None = None) -> None:
+def generate(selected: list[str], release_dir: Path, db: Path, source_dir: Path | None = None,
+             options: tuple[str, ...] = ()) -> None:
     """nbgrader generate_assignment for the lessons, into release_dir (one call for all)."""
     patterns = ["[0-9][0-9]_*"] if selected == lessons() else selected
     extra = [f"--CourseDirectory.source_directory={source_dir}"] if source_dir else []
+    extra += list(options)
     for pattern in patterns:
         nbgrader("generate_assignment", pattern, "--force", *extra,
                  f"--CourseDirectory.release_directory={release_dir}",
@@ -295,7 +299,8 @@ def generate_editions(selected: list[str], release_dir: Path, tmp: Path) -> list
             behind += late
             (source / lesson).mkdir(parents=True)
             notebook_path(lesson, source).write_text(text)
-        generate(selected, release, tmp / f"gradebook-{tag}.db", source_dir=source)
+        generate(selected, release, tmp / f"gradebook-{tag}.db", source_dir=source,
+                 options=(f"--ClearSolutions.code_stub=python={CODE_STUBS[tag]}",))
         for lesson in selected:
             (release_dir / lesson).mkdir(parents=True, exist_ok=True)
             shutil.copyfile(notebook_path(lesson, release), release_dir / lesson / edition_name(lesson, tag))

@@ -113,3 +113,45 @@ def test_a_test_cell_cannot_be_translated(tmp_path, monkeypatch):
         f"<!-- t1 en:{release.english_hash(nb.cells[2].source)} code -->\n# check => # 检查\n")
     with pytest.raises(SystemExit, match="graded or locked cell"):
         release.translated_notebook(lesson, "zh-CN")
+
+
+# ----------------------------------------------------------------------------- grading either edition
+
+
+def test_collect_keeps_the_edition_a_student_handed_in():
+    from autograder.grading.collect import _edition_of
+
+    assert _edition_of("smithalice_12_34_01_chain_rule.zh-CN.ipynb", "01_chain_rule.ipynb") \
+        == "01_chain_rule.zh-CN.ipynb"
+    assert _edition_of("alice_lesson1.ipynb", "01_chain_rule.ipynb") == "01_chain_rule.ipynb"
+
+
+def test_the_grader_takes_either_editions_notebook_without_a_flag(tmp_path):
+    from autograder.grading.assignment import load_assignment
+    from autograder.grading.preflight import edition_names, find_file
+
+    lesson = "01_chain_rule"
+    spec = load_assignment(str(ROOT / "solutions" / lesson), str(ROOT / "course" / lesson), lesson).notebooks[0]
+    assert edition_names(f"{lesson}.ipynb") == [f"{lesson}.zh-CN.ipynb"]
+    folder = tmp_path / "submitted"
+    folder.mkdir()
+    (folder / f"{lesson}.zh-CN.ipynb").write_text("{}")
+    path, flags = find_file(str(folder), f"{lesson}.ipynb", spec, set())
+    assert Path(path).name == f"{lesson}.zh-CN.ipynb" and flags == []
+    (folder / f"{lesson}.ipynb").write_text("{}")  # both handed in: the English one, flagged
+    path, flags = find_file(str(folder), f"{lesson}.ipynb", spec, set())
+    assert Path(path).name == f"{lesson}.ipynb" and flags and flags[0][0] == "review"
+
+
+def test_feedback_page_speaks_the_notebooks_language():
+    from autograder.grading.feedback import _summary
+
+    cells = {"l1_ex1_hand_gradients_test": {"score": 0.0, "max": 2.0, "status": "fail"}}
+    result = {"assignment": "01_chain_rule", "student": "jun",
+              "notebooks": {"01_chain_rule.ipynb": {"cells": cells, "flags": [],
+                                                    "file_used": "01_chain_rule.zh-CN.ipynb"}}}
+    page = _summary(result, "01_chain_rule.ipynb")
+    assert "**得分：0 / 2**" in page and "未通过（见测试下方的信息）" in page and "隐藏测试" in page
+    result["notebooks"]["01_chain_rule.ipynb"]["file_used"] = "01_chain_rule.ipynb"
+    page = _summary(result, "01_chain_rule.ipynb")
+    assert "**Score: 0 / 2**" in page and "failed (see the message under the test)" in page
