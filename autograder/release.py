@@ -260,8 +260,8 @@ def sync_scripts(selected: list[str]) -> None:
         print(f"wrote {script_path(lesson).relative_to(ROOT)}")
 
 
-def nbgrader(*args: str) -> None:
-    cmd = [sys.executable, "-m", "nbgrader", *args, f"--NbGrader.config_file={CONFIG.with_suffix('')}",
+def nbgrader(*args: str, config: Path = CONFIG) -> None:
+    cmd = [sys.executable, "-m", "nbgrader", *args, f"--NbGrader.config_file={config.with_suffix('')}",
            "--log-level=WARN"]
     env = dict(os.environ)
     # nbgrader runs `alembic` (and the kernel) from PATH: put this interpreter's bin/ first
@@ -273,15 +273,22 @@ def nbgrader(*args: str) -> None:
 
 
 def generate(selected: list[str], release_dir: Path, db: Path, source_dir: Path | None = None,
-             options: tuple[str, ...] = ()) -> None:
+             config: Path = CONFIG) -> None:
     """nbgrader generate_assignment for the lessons, into release_dir (one call for all)."""
     patterns = ["[0-9][0-9]_*"] if selected == lessons() else selected
     extra = [f"--CourseDirectory.source_directory={source_dir}"] if source_dir else []
-    extra += list(options)
     for pattern in patterns:
         nbgrader("generate_assignment", pattern, "--force", *extra,
                  f"--CourseDirectory.release_directory={release_dir}",
-                 f"--CourseDirectory.db_url=sqlite:///{db}")
+                 f"--CourseDirectory.db_url=sqlite:///{db}", config=config)
+
+
+def edition_config(tag: str, folder: Path) -> Path:
+    """nbgrader's configuration for an edition: the course's, with the edition's solution stub."""
+    path = folder / f"nbgrader_config_{tag.replace('-', '_')}.py"
+    path.write_text(f"c = get_config()  # noqa: F821\nload_subconfig({str(CONFIG)!r})  # noqa: F821\n"
+                    f"c.ClearSolutions.code_stub = {{'python': {CODE_STUBS[tag]!r}}}\n", encoding="utf-8")
+    return path
 
 
 def generate_editions(selected: list[str], release_dir: Path, tmp: Path) -> list[str]:
@@ -300,7 +307,7 @@ def generate_editions(selected: list[str], release_dir: Path, tmp: Path) -> list
             (source / lesson).mkdir(parents=True)
             notebook_path(lesson, source).write_text(text)
         generate(selected, release, tmp / f"gradebook-{tag}.db", source_dir=source,
-                 options=(f"--ClearSolutions.code_stub=python={CODE_STUBS[tag]}",))
+                 config=edition_config(tag, tmp))
         for lesson in selected:
             (release_dir / lesson).mkdir(parents=True, exist_ok=True)
             shutil.copyfile(notebook_path(lesson, release), release_dir / lesson / edition_name(lesson, tag))

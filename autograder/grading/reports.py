@@ -202,8 +202,8 @@ def class_report(ws: Workspace, out_dir: str | None = None) -> tuple[dict, str]:
                                   "max": mx, "full_marks": e["full"], "labels": dict(e["labels"])})
     lines += ["", "## How often each diagnosis fired (what the class misunderstood)", ""]
     if fired:
-        lines += ["| diagnosis | times |", "|---|---|"]
-        lines += [f"| {labels.get(k, k)} | {v} |" for k, v in fired.most_common()]
+        lines += ["| diagnosis | id | times |", "|---|---|---|"]
+        lines += [f"| {labels.get(k, k)} | {k} | {v} |" for k, v in fired.most_common()]
     else:
         lines.append("No known misconception was diagnosed.")
     lines += ["", "## Flagged for review", ""] + ([f"- {f}" for f in flagged] or ["none"])
