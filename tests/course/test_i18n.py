@@ -77,7 +77,7 @@ def test_every_diagnosis_has_a_readable_label_and_is_recognised(lang, monkeypatc
 
 
 def test_language_from_the_environment_or_the_notebook_name(monkeypatch):
-    monkeypatch.delenv(i18n.ENV, raising=False)
+    monkeypatch.setenv(i18n.ENV, "")  # unset for the test; use_language's value is undone after it
     monkeypatch.setenv("JPY_SESSION_NAME", "/home/s/01_chain_rule/01_chain_rule.zh-CN.ipynb")
     assert i18n.current_language() == "zh_CN"
     monkeypatch.setenv("JPY_SESSION_NAME", "/home/s/01_chain_rule/01_chain_rule.ipynb")
@@ -120,3 +120,11 @@ def test_long_lines_wrap_by_display_width():
     assert not any(line.strip().startswith("。") for line in lines)  # never before closing punctuation
     en = _core.wrap_lines("word " * 30, 40)
     assert all(len(line) <= 40 for line in en) and " ".join(w.strip() for w in en).split() == ["word"] * 30
+
+
+def test_a_misconception_may_carry_its_own_text():
+    """An instructor's own check can name a misconception in words instead of a registered key."""
+    with pytest.raises(checks.CheckFailure) as info:
+        checks.assert_matches([2.0], [1.0], what="f(1)", misconceptions=[
+            checks.Misconception("you doubled it.", [2.0])])
+    assert str(info.value).endswith("Diagnosis: you doubled it.") and info.value.diagnosis == "you doubled it."

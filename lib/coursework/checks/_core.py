@@ -108,7 +108,9 @@ def diagnosis(key: str, label: str, text: str) -> str:
 
 
 def diagnosis_text(key: str) -> str:
-    return _(_REGISTRY[key].text)
+    """The registered diagnosis ``key`` in the current language; any other text as it is."""
+    known = _REGISTRY.get(key)
+    return _(known.text) if known else key
 
 
 def diagnosis_in(message: str) -> str | None:
@@ -195,8 +197,8 @@ TORCH_TENSOR_GIVEN = diagnosis("torch_tensor_given", N_("PyTorch tensor where a 
 class Misconception:
     """A wrong answer a student is likely to give, computed by the reference.
 
-    ``key`` names a registered :func:`diagnosis`; the answer is diagnosed with it when it
-    matches ``value`` within tolerance.
+    ``key`` names a registered :func:`diagnosis` (or is a text to show as it is); the answer is
+    diagnosed with it when it matches ``value`` within tolerance.
     """
 
     key: str
