@@ -1,8 +1,11 @@
-"""The bundled sample class: ten students who between them make every mistake the course knows.
+"""The bundled sample class: twelve students who between them make every mistake the course knows.
 
 Submissions are generated from the lessons themselves (``solutions/``): a correct answer
 is the instructor's solution, a blank answer is the released stub, and each mistake is
 a small, named edit of the solution, so the class follows the lessons as they change.
+Two students (mei, jun) hand in the Simplified Chinese edition (``"@edition": "zh-CN"``):
+they are graded in the same workspace, with the same tests and points, and get their
+diagnoses and feedback in Chinese (:func:`check_languages`).
 ``EXPECTED`` is what every student must score on every lesson; ``python -m autograder
 demo`` and the tests check it.
 """
@@ -129,6 +132,12 @@ STUDENTS: dict[str, dict] = {
                                                          "    while True:\n        pass\n"},
         "04_per_sample_gradients": {"l4_ex1_per_sample_by_hand": _append("hog = bytearray(16 * 1024 ** 3)")},
     },
+    "mei": {lesson: {"@edition": "zh-CN"} for lesson in LESSONS[:2]},   # the Chinese edition, all right
+    "jun": {                                                       # the Chinese edition, three mistakes
+        "01_chain_rule": {"@edition": "zh-CN", "l1_ex3_retain_grad": _drop_line("m.retain_grad()")},
+        "03_layer_reuse": {"@edition": "zh-CN", "l3_ex1_dL_dw_by_hand": COUNTED_ONCE_HAND},
+        "04_per_sample_gradients": {"@edition": "zh-CN", "l4_ex1_per_sample_by_hand": SUMMED_BY_HAND},
+    },
     "rita": {                                                      # files and kernels
         "01_chain_rule": {"@rename": "01_chain_rule (1).ipynb"},
         "02_vector_seeds": {"@kernel": "ir"},
@@ -156,13 +165,17 @@ EXPECTED: dict[str, dict[str, float]] = {
     "carl": {"01_chain_rule": 5, "02_vector_seeds": 7, "03_layer_reuse": 4, "04_per_sample_gradients": 10,
              "05_per_loss_gradients": 8},
     "rita": {"01_chain_rule": 7, "02_vector_seeds": 7, "03_layer_reuse": 0, "04_per_sample_gradients": 10},
+    "mei": {"01_chain_rule": 7, "02_vector_seeds": 7},
+    "jun": {"01_chain_rule": 5, "03_layer_reuse": 5, "04_per_sample_gradients": 8},
 }
+# Students who hand in the Chinese edition: their messages and feedback are in Chinese.
+CHINESE = {"mei", "jun"}
 FLAGGED = {("mallory", "01_chain_rule"), ("mallory", "03_layer_reuse"), ("mallory", "05_per_loss_gradients"),
            ("trudy", "01_chain_rule"), ("trudy", "02_vector_seeds"), ("trudy", "04_per_sample_gradients"),
            ("carl", "01_chain_rule"), ("rita", "03_layer_reuse")}
 # The diagnoses the class report must count (at least once each).
 DIAGNOSED = {"reused_layer_counted_once", "one_factor_of_2_missing", "seed_wrong_shape", "summed_over_batch", "retain_graph_forgotten",
-             "accumulated_across_steps", "grad_not_reset_between_terms"}
+             "accumulated_across_steps", "grad_not_reset_between_terms", "retain_grad_forgotten"}
 
 _SOLUTION_MARK = re.compile(r"^\s*### (BEGIN|END) SOLUTION\s*$")
 
@@ -208,18 +221,29 @@ def make_submission(lesson: str, plan: dict, source: nbformat.NotebookNode, rele
     data = nbformat.writes(nb).encode()
     if plan.get("@corrupt"):
         data = data[: len(data) // 2]
-    return plan.get("@rename", f"{lesson}.ipynb"), data
+    edition = f".{plan['@edition']}" if "@edition" in plan else ""
+    return plan.get("@rename", f"{lesson}{edition}.ipynb"), data
+
+
+def _release_of(ws: Workspace, lesson: str, plan: dict) -> nbformat.NotebookNode:
+    """The notebook a student starts from: the workspace's release, or the course's translated edition."""
+    if "@edition" in plan:
+        return nbformat.read(os.path.join(REPO_ROOT, "course", lesson, f"{lesson}.{plan['@edition']}.ipynb"),
+                             as_version=4)
+    return nbformat.read(ws.path("release", lesson, f"{lesson}.ipynb"), as_version=4)
 
 
 def write_sample_class(ws: Workspace, lessons: list[str] | None = None, students: list[str] | None = None) -> int:
     n = 0
     for lesson in lessons or LESSONS:
         source = nbformat.read(ws.path("source", lesson, f"{lesson}.ipynb"), as_version=4)
-        release = nbformat.read(ws.path("release", lesson, f"{lesson}.ipynb"), as_version=4)
         for student, plans in STUDENTS.items():
             if students and student not in students:
                 continue
-            made = make_submission(lesson, plans.get(lesson, {}), source, release)
+            if student in CHINESE and lesson not in EXPECTED[student]:
+                continue   # hands in only some lessons
+            plan = plans.get(lesson, {})
+            made = make_submission(lesson, plan, source, _release_of(ws, lesson, plan))
             if made is None:
                 continue
             name, data = made
@@ -254,6 +278,24 @@ def check_expected(results: list[dict]) -> list[str]:
     return problems
 
 
+def check_languages(ws: Workspace, results: list[dict]) -> list[str]:
+    """The Chinese edition's students read Chinese: their failed checks and feedback pages."""
+    problems = []
+    for r in results:
+        if r["student"] not in CHINESE:
+            continue
+        for nbname, nb in r["notebooks"].items():
+            errors = [c["error"] for c in nb["cells"].values() if c.get("error")]
+            if any("Diagnosis:" in e or "wrong values" in e for e in errors):
+                problems.append(f"{r['student']}/{r['assignment']}: a check's message in English")
+            page = ws.path("feedback", r["student"], r["assignment"], nbname[:-6] + ".html")
+            if os.path.exists(page):
+                with open(page, encoding="utf-8") as fh:
+                    if "得分" not in fh.read():
+                        problems.append(f"{r['student']}/{r['assignment']}: feedback not in Chinese")
+    return problems
+
+
 def run_demo(workspace: str | None = None, workers: int = 2, db_url: str | None = None,
              assignments: list[str] | None = None, scheduler: str | None = None, tls_dir: str | None = None) -> int:
     """Build, collect the sample class, autograde in parallel, feedback, export, report, table."""
@@ -279,7 +321,8 @@ def run_demo(workspace: str | None = None, workers: int = 2, db_url: str | None 
     _, report = class_report(ws)
     print("== class report\n" + report)
     print("== gradebook\n" + gradebook_table(ws))
-    problems = [p for p in check_expected(results) if p.split("/")[1].split(":")[0] in lessons]
+    problems = [p for p in check_expected(results) + check_languages(ws, results)
+                if p.split("/")[1].split(":")[0] in lessons]
     if problems:
         print("\nDIFFERENCES FROM THE EXPECTED SCORES:\n  " + "\n  ".join(problems))
     else:

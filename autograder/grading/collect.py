@@ -140,8 +140,8 @@ def collect_zip(ws: Workspace, zip_path: str, assignment: str, pattern: str = DE
     Two submitters whose names give the same student id are kept apart by their
     participant id (the pattern's ``id`` group); where they have none, nothing is
     written and a WorkspaceError says why.  Each student's notebook is stored
-    under the assignment's expected file name when the student sent exactly one
-    notebook; otherwise the files keep their names and the grader picks (and flags)
+    under the assignment's expected file name (in the edition it is: ``.zh-CN.ipynb`` stays Chinese)
+    when the student sent exactly one notebook; otherwise the files keep their names and the grader picks (and flags)
     the most plausible one.
     """
     if assignment not in ws.assignments():
@@ -199,6 +199,18 @@ def collect_zip(ws: Workspace, zip_path: str, assignment: str, pattern: str = DE
     return copied
 
 
+def _edition_of(fname: str, expected: str) -> str:
+    """The assignment's notebook name in the edition the student sent: a file ending in .zh-CN.ipynb
+    ("smithalice_12_34_01_chain_rule.zh-CN.ipynb") is stored as 01_chain_rule.zh-CN.ipynb, so its
+    feedback is written in Chinese; any other notebook under the expected name."""
+    try:
+        from coursework.i18n import EDITION_SUFFIX, language_of_notebook_name
+    except Exception:
+        return expected
+    tag = EDITION_SUFFIX[language_of_notebook_name(fname)]
+    return f"{expected[:-len('.ipynb')]}{tag}.ipynb" if tag else expected
+
+
 def _plan_students(per_submitter: dict, expected: list[str], report: Callable[[str], None]) -> dict:
     """Student id -> {file name: data}; refuses (before anything is written) what would be lost."""
     by_sid: dict[str, list[tuple[str, str | None]]] = {}
@@ -225,7 +237,7 @@ def _plan_students(per_submitter: dict, expected: list[str], report: Callable[[s
             single = len(expected) == 1 and sum(f[1].endswith(".ipynb") for f in files) == 1
             plan[student] = {}
             for member, fname, data in files:
-                target = expected[0] if single and fname.endswith(".ipynb") else fname
+                target = _edition_of(fname, expected[0]) if single and fname.endswith(".ipynb") else fname
                 target = re.sub(r"[^A-Za-z0-9._ ()-]+", "_", target) or "file"
                 if target in plan[student]:
                     raise WorkspaceError(f"{member}: a second file {target!r} for student {student!r} would "

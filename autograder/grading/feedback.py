@@ -25,12 +25,30 @@ class LeakError(RuntimeError):
     pass
 
 
+def _language(nbres: dict) -> str:
+    """The edition the student handed in (NN_name.zh-CN.ipynb is the Chinese one): the page speaks it."""
+    try:
+        from coursework.i18n import language_of_notebook_name
+        return language_of_notebook_name(nbres.get("file_used") or "")
+    except Exception:
+        return "en"
+
+
+def _translator(lang: str):
+    try:
+        from coursework.i18n import translate
+    except Exception:
+        return lambda message: message
+    return lambda message: translate(message, lang)
+
+
 def _summary(result: dict, nbname: str) -> str:
     nbres = result["notebooks"][nbname]
-    rows = ["| exercise | score | result |", "|---|---|---|"]
+    _ = _translator(_language(nbres))
+    rows = [_("| exercise | score | result |"), "|---|---|---|"]
     for gid, c in nbres["cells"].items():
-        status = {"pass": "passed", "fail": "failed (see the message under the test)",
-                  "timeout": "stopped: took too long"}.get(c["status"], c["status"])
+        status = {"pass": _("passed"), "fail": _("failed (see the message under the test)"),
+                  "timeout": _("stopped: took too long")}.get(c["status"], c["status"])
         if c.get("cause"):
             status += f" ({c['cause'].split(';')[0]})"
         rows.append(f"| `{gid}` | {c['score']:g} / {c['max']:g} | {status} |")
@@ -38,13 +56,15 @@ def _summary(result: dict, nbname: str) -> str:
     total = sum(c["max"] for c in nbres["cells"].values())
     notes = [f"- {html.escape(msg)}" for sev, msg in nbres["flags"]
              if not msg.startswith("grader error") and "Traceback" not in msg]
-    text = [f"# Feedback: {result['assignment']} / {nbname}", "",
-            f"**Score: {score:g} / {total:g}** (student `{result['student']}`)", "", *rows, ""]
+    text = [_("# Feedback: {assignment} / {notebook}").format(assignment=result["assignment"],
+                                                             notebook=nbres.get("file_used") or nbname), "",
+            _("**Score: {score} / {total}** (student `{student}`)").format(
+                score=f"{score:g}", total=f"{total:g}", student=result["student"]), "", *rows, ""]
     if notes:
-        text += ["**Notes from the grader**", "", *notes, ""]
-    text += ["Each test cell below shows the checks you could run yourself; the grader also ran "
-             "hidden checks on other inputs. A failed check says what was expected, what your "
-             "code gave, and when it recognises a common mistake, a diagnosis."]
+        text += [_("**Notes from the grader**"), "", *notes, ""]
+    text += [_("Each test cell below shows the checks you could run yourself; the grader also ran hidden "
+               "checks on other inputs. A failed check says what was expected, what your code gave, and "
+               "when it recognises a common mistake, a diagnosis.")]
     return "\n".join(text)
 
 

@@ -64,14 +64,32 @@ def _flag(prep: Prepared, severity: str, msg: str) -> None:
     prep.flags.append((severity, msg))
 
 
+def edition_names(expected: str) -> list[str]:
+    """The course's other editions of a notebook: NN_name.zh-CN.ipynb for NN_name.ipynb.
+
+    Each is the same assignment in another language (same cells, grade ids and tests), so it
+    is graded as the notebook itself, without the flag a renamed file gets."""
+    try:
+        from coursework.i18n import EDITION_SUFFIX
+    except Exception:
+        return []
+    stem = expected[:-len(".ipynb")] if expected.endswith(".ipynb") else expected
+    return [f"{stem}{tag}.ipynb" for tag in EDITION_SUFFIX.values() if tag]
+
+
 def find_file(folder: str, expected: str, spec: NotebookSpec, taken: set) -> tuple[str | None, list]:
     """The submitted file for ``expected``; a renamed copy is accepted and flagged."""
     flags = []
     if not os.path.isdir(folder):
         return None, [("review", f"missing notebook {expected}: no submission folder")]
     path = os.path.join(folder, expected)
-    if os.path.isfile(path):
-        return path, flags
+    editions = [os.path.join(folder, name) for name in edition_names(expected)]
+    handed_in = [p for p in [path, *editions] if os.path.isfile(p)]
+    if handed_in:
+        if len(handed_in) > 1:
+            flags.append(("review", f"several editions of {expected} handed in: graded "
+                                    f"{os.path.basename(handed_in[0])}, not {[os.path.basename(p) for p in handed_in[1:]]}"))
+        return handed_in[0], flags
     candidates = sorted(f for f in os.listdir(folder)
                         if f.endswith(".ipynb") and f not in taken and os.path.isfile(os.path.join(folder, f))
                         and not f.startswith("."))

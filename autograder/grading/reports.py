@@ -19,6 +19,23 @@ def _diagnoses() -> dict[str, str]:
         return {}
 
 
+def _labels() -> dict[str, str]:
+    try:
+        from coursework.checks import DIAGNOSIS_LABELS
+        return dict(DIAGNOSIS_LABELS)
+    except Exception:
+        return {}
+
+
+def _diagnosis_in(err: str) -> str | None:
+    """The diagnosis a check's message shows, in whichever language the notebook was."""
+    try:
+        from coursework.checks import diagnosis_in
+        return diagnosis_in(err)
+    except Exception:
+        return None
+
+
 def classify(cell: dict, diagnoses: dict[str, str]) -> str | None:
     """One label per failed exercise: the diagnosis key, or what else happened."""
     status = cell.get("status")
@@ -27,6 +44,11 @@ def classify(cell: dict, diagnoses: dict[str, str]) -> str | None:
     if cell.get("cause"):  # an answer cell stopped by a limit: that, not the NameError after it
         return "answer cell stopped: " + ("out of memory" if "memory" in cell["cause"] else "time limit")
     err = cell.get("error") or ""
+    key = _diagnosis_in(err)
+    if key == "not_answered":
+        return "not answered"
+    if key in diagnoses:
+        return key
     m = re.search(r"Diagnosis:\s*(.+)", err)
     if m:
         text = m.group(1).strip()
@@ -174,7 +196,7 @@ def export_csv(ws: Workspace, out_dir: str | None = None, roster: str | None = N
 def class_report(ws: Workspace, out_dir: str | None = None) -> tuple[dict, str]:
     out_dir = out_dir or ws.path("reports")
     os.makedirs(out_dir, exist_ok=True)
-    diagnoses = _diagnoses()
+    diagnoses, labels = _diagnoses(), _labels()
     per_ex: dict = defaultdict(lambda: {"n": 0, "score": 0.0, "max": 0.0, "full": 0, "labels": Counter()})
     fired: Counter = Counter()
     flagged = []
@@ -202,14 +224,14 @@ def class_report(ws: Workspace, out_dir: str | None = None) -> tuple[dict, str]:
     for (a, gid), e in sorted(per_ex.items()):
         mean = e["score"] / e["n"] if e["n"] else 0.0
         mx = e["max"] / e["n"] if e["n"] else 0.0
-        wrong = ", ".join(f"{k} ({v})" for k, v in e["labels"].most_common())
+        wrong = ", ".join(f"{labels.get(k, k)} ({v})" for k, v in e["labels"].most_common())
         lines.append(f"| {a} | {gid} | {e['n']} | {mean:.2f} / {mx:g} | {e['full']}/{e['n']} | {wrong} |")
         data["exercises"].append({"assignment": a, "exercise": gid, "n": e["n"], "mean": round(mean, 4),
                                   "max": mx, "full_marks": e["full"], "labels": dict(e["labels"])})
     lines += ["", "## How often each diagnosis fired (what the class misunderstood)", ""]
     if fired:
-        lines += ["| diagnosis | times |", "|---|---|"]
-        lines += [f"| {k} | {v} |" for k, v in fired.most_common()]
+        lines += ["| diagnosis | id | times |", "|---|---|---|"]
+        lines += [f"| {labels.get(k, k)} | {k} | {v} |" for k, v in fired.most_common()]
     else:
         lines.append("No known misconception was diagnosed.")
     lines += ["", "## Flagged for review", ""] + ([f"- {f}" for f in flagged] or ["none"])

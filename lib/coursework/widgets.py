@@ -30,6 +30,7 @@ from matplotlib.figure import Figure
 
 from . import problems
 from . import widget_math as wm
+from .i18n import _
 
 __all__ = [
     "lesson1_graph",
@@ -161,10 +162,10 @@ class Lesson1Graph(Panel):
             row = [_slider(f"{name}[{i}]", float(v), -5.0, 5.0, 0.5, ".1f") for i, v in enumerate(vals)]
             self.sliders[name] = row
             rows.append(W.HBox(row))
-        self.retain = W.Checkbox(value=True, description="a.retain_grad() before backward", indent=False)
+        self.retain = W.Checkbox(value=True, description=_("a.retain_grad() before backward"), indent=False)
         self.graph = W.HTML()
         super().__init__(
-            "Lesson 1: a = x + 2·y, b = a + z/2, then b.backward(torch.ones_like(b))",
+            _("Lesson 1: a = x + 2·y, b = a + z/2, then b.backward(torch.ones_like(b))"),
             [*rows, self.retain],
             extra=[self.graph],
         )
@@ -198,14 +199,14 @@ class Lesson1Graph(Panel):
 
         s = self.state
         g = s["grads"]
-        a_grad = "None (not retained)" if s["a_grad"] is None else fmt(s["a_grad"])
+        a_grad = _("None (not retained)") if s["a_grad"] is None else fmt(s["a_grad"])
         self.readout.value = (
             f"<div style='font-family:monospace'>a = {span('cw-a', fmt(s['a']))}, "
             f"b = {span('cw-b', fmt(s['b']))}<br>x.grad = {span('cw-grad cw-grad-x', fmt(g['x']))}, "
             f"y.grad = {span('cw-grad cw-grad-y', fmt(g['y']))}, "
             f"z.grad = {span('cw-grad cw-grad-z', fmt(g['z']))}, a.grad = {span('cw-grad-a', a_grad)}"
-            f"<br><small>The graph is linear: the gradients stay the same whatever the leaves; "
-            f"only the values change.</small></div>"
+            "<br><small>" + html.escape(_("The graph is linear: the gradients stay the same whatever the "
+                                          "leaves; only the values change.")) + "</small></div>"
         )
         t = s["torch"]
         drawings, titles = [], []
@@ -219,7 +220,8 @@ class Lesson1Graph(Panel):
         if s["chainrule_error"]:
             note = f"<div class='cw-note'>chainrule: {html.escape(s['chainrule_error'])}</div>"
         elif s["chainrule"] is None:
-            note = "<div class='cw-note'>chainrule is not available here; the PyTorch graph only.</div>"
+            note = ("<div class='cw-note'>" + html.escape(_("chainrule is not available here; the PyTorch "
+                                                            "graph only.")) + "</div>")
         self.state["drawings"] = drawings
         self.graph.value = side_by_side(*drawings, titles=titles)._repr_html_() + note
 
@@ -239,7 +241,7 @@ class Lesson2Seeds(Panel):
 
     def __init__(self, v=(1.0, 1.0)):
         self.sliders = [_slider(f"v[{i}]", float(val), -3.0, 3.0, 0.1, ".1f") for i, val in enumerate(v)]
-        super().__init__("Lesson 2: b.backward(gradient=v) is the vector-Jacobian product vᵀ·∂b/∂leaves",
+        super().__init__(_("Lesson 2: b.backward(gradient=v) is the vector-Jacobian product vᵀ·∂b/∂leaves"),
                          [W.HBox(self.sliders)])
 
     def compute(self):
@@ -263,14 +265,15 @@ class Lesson2Seeds(Panel):
             for k in "xyza"
         ]
         J = wm.lesson2_jacobians()
-        jac = ", ".join(f"∂b/∂{k} = {fmt(np.diag(J[k]))} on the diagonal" for k in "xyz")
+        jac = ", ".join(_("∂b/∂{leaf} = {values} on the diagonal").format(leaf=k, values=fmt(np.diag(J[k])))
+                        for k in "xyz")
         row = s["one_hot_row"]
-        hint = (f"v is one-hot: the gradients are row {row} of each Jacobian (the gradient of b[{row}])."
-                if row is not None else "Try v = [1, 0] and v = [0, 1]: one-hot seeds give the Jacobian rows.")
+        hint = (_("v is one-hot: the gradients are row {row} of each Jacobian (the gradient of b[{row}]).").format(row=row)
+                if row is not None else _("Try v = [1, 0] and v = [0, 1]: one-hot seeds give the Jacobian rows."))
         self.readout.value = (
             f"<div style='font-family:monospace'>v = {span('cw-v', fmt(s['v']))}; "
             f"(b * v).sum() = {span('cw-wsum', fmt(s['weighted_sum']))}</div>"
-            + table(rows, ["", "b.backward(gradient=v)", "(b * v).sum().backward()", "vᵀJ by hand"])
+            + table(rows, ["", "b.backward(gradient=v)", "(b * v).sum().backward()", _("vᵀJ by hand")])
             + f"<div><small>{html.escape(jac)}. {html.escape(hint)}</small></div>"
         )
 
@@ -305,8 +308,8 @@ class Lesson3Reuse(Panel):
     def __init__(self, w: float = problems.LESSON3_W, x: float = problems.LESSON3_X, y: float = problems.LESSON3_Y):
         self.x, self.y = x, y
         self.slider = _slider("w", w, -1.3, 1.3, 0.0001, ".4f", layout=W.Layout(width="480px"))
-        super().__init__(f"Lesson 3: one Linear(1, 1, bias=False) used twice, x = {fmt(x)}, label y = {fmt(y)}: "
-                         f"L = (w²x − y)²", [self.slider])
+        super().__init__(_("Lesson 3: one Linear(1, 1, bias=False) used twice, x = {x}, label y = {y}: "
+                           "L = (w²x − y)²").format(x=fmt(x), y=fmt(y)), [self.slider])
 
     def compute(self):
         w = float(self.slider.value)
@@ -323,13 +326,16 @@ class Lesson3Reuse(Panel):
         c = s["contributions"]
         self.readout.value = (
             "<div style='font-family:monospace'>"
-            f"w = {span('cw-w', format(s['w'], '.4f'))}: output w·(w·x) = {span('cw-out', format(s['out'], '.4f'))}, "
-            f"L = {span('cw-loss', format(s['loss'], '.4f'))}<br>"
-            f"dL/dw by autograd (w.grad, float32) = {span('cw-grad', format(s['grad'], '.2f'))}<br>"
-            f"dL/dw by hand, 4(w²x − y)·w·x = {span('cw-formula', format(s['formula'], '.2f'))} "
-            f"(difference {abs(s['grad'] - s['formula']):.1e})<br>"
-            f"first use {span('cw-use1', f'{c[0]:.2f}')} + second use {span('cw-use2', f'{c[1]:.2f}')} "
-            f"= {c[0] + c[1]:.2f} = w.grad: each use adds its own term to the one .grad</div>"
+            + _("w = {w}: output w·(w·x) = {out}, L = {loss}").format(
+                w=span('cw-w', format(s['w'], '.4f')), out=span('cw-out', format(s['out'], '.4f')),
+                loss=span('cw-loss', format(s['loss'], '.4f'))) + "<br>"
+            + _("dL/dw by autograd (w.grad, float32) = {grad}").format(grad=span('cw-grad', format(s['grad'], '.2f')))
+            + "<br>" + _("dL/dw by hand, 4(w²x − y)·w·x = {formula} (difference {diff})").format(
+                formula=span('cw-formula', format(s['formula'], '.2f')), diff=f"{abs(s['grad'] - s['formula']):.1e}")
+            + "<br>" + _("first use {use1} + second use {use2} = {total} = w.grad: each use adds its own term "
+                         "to the one .grad").format(use1=span('cw-use1', f'{c[0]:.2f}'),
+                                                    use2=span('cw-use2', f'{c[1]:.2f}'), total=f"{c[0] + c[1]:.2f}")
+            + "</div>"
         )
 
     def draw(self, fig):
@@ -367,10 +373,10 @@ class Lesson4PerSample(Panel):
         self.batch = wm.lesson4_batch_summary(self.per_sample)
         self.torch_grad = wm.lesson4_torch_batch_grads(self.weights, self.features)
         n = len(self.features)
-        self.slider = W.IntSlider(value=index, min=0, max=n - 1, step=1, description="sample i",
+        self.slider = W.IntSlider(value=index, min=0, max=n - 1, step=1, description=_("sample i"),
                                   continuous_update=False, layout=W.Layout(width="480px"))
-        super().__init__(f"Lesson 4: Linear(1, 5) → sigmoid → Linear(5, 1), {n} inputs; "
-                         f"out.backward(ones) leaves the SUM over the batch in .grad", [self.slider])
+        super().__init__(_("Lesson 4: Linear(1, 5) → sigmoid → Linear(5, 1), {n} inputs; "
+                           "out.backward(ones) leaves the SUM over the batch in .grad").format(n=n), [self.slider])
 
     def compute(self):
         i = int(self.slider.value)
@@ -389,14 +395,16 @@ class Lesson4PerSample(Panel):
         s = self.state
         rows = []
         for k in ("0.weight", "2.weight"):
-            rows.append([f"{k}: sample {s['i']}", span(f"cw-grad cw-grad-{k[0]}", fmt(s["sample"][k], 3))])
-            rows.append([f"{k}: batch mean", fmt(s["mean"][k], 3)])
-            rows.append([f"{k}: batch sum = .grad", fmt(s["sum"][k], 4)])
+            rows.append([_("{name}: sample {i}").format(name=k, i=s['i']),
+                         span(f"cw-grad cw-grad-{k[0]}", fmt(s["sample"][k], 3))])
+            rows.append([_("{name}: batch mean").format(name=k), fmt(s["mean"][k], 3)])
+            rows.append([_("{name}: batch sum = .grad").format(name=k), fmt(s["sum"][k], 4)])
         self.readout.value = (
-            f"<div style='font-family:monospace'>sample i = {span('cw-i', str(s['i']))}, "
-            f"input x_i = {span('cw-x', format(s['x'], '.4f'))}</div>" + table(rows)
-            + f"<div><small>The sum of the 1000 per-sample rows equals PyTorch's .grad "
-              f"(largest difference {s['sum_matches_grad']:.1e}); the mean is that sum / 1000.</small></div>"
+            "<div style='font-family:monospace'>" + _("sample i = {i}, input x_i = {x}").format(
+                i=span('cw-i', str(s['i'])), x=span('cw-x', format(s['x'], '.4f'))) + "</div>" + table(rows)
+            + "<div><small>" + html.escape(_("The sum of the {n} per-sample rows equals PyTorch's .grad (largest "
+                                             "difference {diff}); the mean is that sum / {n}.").format(
+                n=len(self.features), diff=f"{s['sum_matches_grad']:.1e}")) + "</small></div>"
         )
 
     def draw(self, fig):
@@ -429,15 +437,18 @@ class Lesson5LossWeights(Panel):
 
     def __init__(self, alpha: float = 1.0, beta: float = 1.0, train_steps: int = 150):
         def logslider(d, v):
+            # the description is as wide as its text: the default width cut "β (Neumann)" to "β (Neuma…"
             return W.FloatLogSlider(value=v, base=10, min=-2, max=3, step=0.01, description=d,
-                                    continuous_update=False, readout_format=".3g")
+                                    continuous_update=False, readout_format=".3g",
+                                    style={"description_width": "initial"})
 
-        self.alpha = logslider("α (Dirichlet)", alpha)
-        self.beta = logslider("β (Neumann)", beta)
+        self.alpha = logslider(_("α (Dirichlet)"), alpha)
+        self.beta = logslider(_("β (Neumann)"), beta)
         self.terms = wm.lesson5_term_grads()
         self.balanced = wm.lesson5_balanced_weights(self.terms["grads"])
         self.train_steps = train_steps
-        self.train_button = W.Button(description=f"Train {train_steps} steps with these α, β")
+        self.train_button = W.Button(description=_("Train {steps} steps with these α, β").format(steps=train_steps),
+                                     layout=W.Layout(width="auto"))  # the default 148px cut the label off
         self.train_figure = Figure(figsize=(8.0, 2.8), dpi=100, layout="constrained")
         FigureCanvasAgg(self.train_figure)
         self.train_plot = W.Image(format="png")
@@ -445,7 +456,7 @@ class Lesson5LossWeights(Panel):
         self.training: dict | None = None
         self.train_button.on_click(self._train)
         super().__init__(
-            "Lesson 5: L = L1 (interior residual) + α·L2 (Dirichlet u(0)=0) + β·L3 (Neumann u'(1)=−π)",
+            _("Lesson 5: L = L1 (interior residual) + α·L2 (Dirichlet u(0)=0) + β·L3 (Neumann u'(1)=−π)"),
             [W.HBox([self.alpha, self.beta])],
             extra=[self.train_button, self.train_readout, self.train_plot],
         )
@@ -466,11 +477,14 @@ class Lesson5LossWeights(Panel):
             ])
         ah, bh = self.balanced
         self.readout.value = (
-            table(rows, ["term", "weight", "value", "mean |∇L_i|", "weight·mean |∇L_i|", "share", "cos(∇L_i, combined)"])
-            + f"<div style='font-family:monospace'>|combined gradient| = {span('cw-combined', fmt(s['combined_norm'], 4))}"
-            f"<br><small>Balancing estimate (max |∇L1| / mean |∇L_i|): α̂ = {ah:.3g}, β̂ = {bh:.3g}. "
-            f"Each term's gradient comes from autograd.grad(L_i, params, retain_graph=True) on one forward pass."
-            f"</small></div>"
+            table(rows, [_("term"), _("weight"), _("value"), "mean |∇L_i|", _("weight·mean |∇L_i|"), _("share"),
+                         _("cos(∇L_i, combined)")])
+            + "<div style='font-family:monospace'>" + _("|combined gradient| = {norm}").format(
+                norm=span('cw-combined', fmt(s['combined_norm'], 4)))
+            + "<br><small>" + html.escape(_("Balancing estimate (max |∇L1| / mean |∇L_i|): α̂ = {a}, β̂ = {b}. Each "
+                                            "term's gradient comes from autograd.grad(L_i, params, "
+                                            "retain_graph=True) on one forward pass.").format(a=f"{ah:.3g}", b=f"{bh:.3g}"))
+            + "</small></div>"
         )
 
     def draw(self, fig):
@@ -512,8 +526,10 @@ class Lesson5LossWeights(Panel):
                 self.train_plot.value = render_png(fig)
                 err = float(np.abs(u - np.sin(np.pi * xs)).max())
                 self.train_readout.value = (
-                    f"<div style='font-family:monospace'>after {self.train_steps} steps with α = {a:.3g}, "
-                    f"β = {b:.3g}: max |u − sin(πx)| = {span('cw-train-error', f'{err:.3g}')}</div>"
+                    "<div style='font-family:monospace'>" + _("after {steps} steps with α = {a}, β = {b}: "
+                                                              "max |u − sin(πx)| = {error}").format(
+                        steps=self.train_steps, a=f"{a:.3g}", b=f"{b:.3g}", error=span('cw-train-error', f'{err:.3g}'))
+                    + "</div>"
                 )
         except Exception:
             self.train_readout.value = (

@@ -201,7 +201,7 @@ for lib in (chainrule, torch):
 #
 # * **Counting a reused layer once** (by hand, or in a hand-written backward that overwrites instead
 #   of adding): gradients too small by a factor of the number of uses here — **75.24** instead of
-#   **150.48**; in a recurrent network, the gradient of only the last time step.
+#   **150.49**; in a recurrent network, the gradient of only the last time step.
 # * **Forgetting `zero_grad()`** between steps: gradients that grow 1×, 2×, 3× … and a training run that
 #   diverges.
 
@@ -212,7 +212,7 @@ for lib in (chainrule, torch):
 # ### Exercise 1 (derivation by hand)
 #
 # For the layer used twice, $L = (w\,(w\,x) - y)^2$, write $dL/dw$ as a formula in `dL_dw_by_hand`
-# (plain Python, no autograd). At $w = 0.9472$, $x = 10$, $y = 5$ it should give about 150.48.
+# (plain Python, no autograd). At $w = 0.9472$, $x = 10$, $y = 5$ it should give about 150.49.
 # (Yes, the formula is above: re-derive it rather than copy it — the hidden tests cannot tell,
 # but the next exercises build on really understanding it.)
 
@@ -261,7 +261,7 @@ def reused_linear_grad(W, x, y, n_uses):
 # %% nbgrader={"grade": true, "grade_id": "l3_ex2_reused_linear_grad_test", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 from coursework import checks
 
-# the lesson's scalar layer, used twice: dL/dW = 150.48...
+# the lesson's scalar layer, used twice: dL/dW = 150.4865...
 checks.check_reused_linear_grad(reused_linear_grad, [[0.9472]], [10.0], [5.0], n_uses=2)
 checks.check_reused_linear_grad(reused_linear_grad, [[0.5, -0.2], [0.1, 0.9]], [1.0, 2.0], [0.0, 1.0], n_uses=2)
 ### BEGIN HIDDEN TESTS

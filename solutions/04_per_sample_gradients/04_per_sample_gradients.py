@@ -16,8 +16,8 @@
 #
 # * say exactly what `.grad` holds after a backward pass over a batch (the **sum** of the
 #   per-sample gradients — not the mean, not one per input),
-# * get the per-sample gradients three ways — a loop, the vectorised outer product (which you write
-#   in the exercises), and `chainrule.func.per_sample_grad` / `torch.func.vmap(torch.func.grad(...))` —
+# * get the per-sample gradients four ways — a loop, the vectorised outer product (which you write
+#   in the exercises), `chainrule.func.per_sample_grad` and `torch.func.vmap(torch.func.grad(...))` —
 #   and check they agree,
 # * write the training step by hand: `p -= lr * p.grad` under `no_grad`, and zero the gradients
 #   between steps.
@@ -92,7 +92,7 @@ for (name, p_c), (_, p_t) in zip(model_c.named_parameters(), model_t.named_param
 # $\delta_n a_n^\top$ for each $n$. Same cost, one more axis.
 
 # %% [markdown]
-# ## 4. Three ways to the `(1000, 5)` matrices — and a fourth for you
+# ## 4. Four ways to the `(1000, 5)` matrices — one of them yours
 #
 # **(a) The loop** — one batch-size-1 backward per input. Correct, and slow.
 

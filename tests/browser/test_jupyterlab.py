@@ -4,6 +4,8 @@
    the shown gradient and the plot change.
 2. Opens an assignment, fills in a solution, presses nbgrader's Validate button
    and sees "Success! Your notebook passes all the tests."
+3. Opens lesson 1's Simplified Chinese edition: its widget speaks Chinese and follows
+   a slider; Validate shows a failed check as its Chinese message, then passes.
 
 The lesson and the assignment come from ``course/`` when the release there has
 them (a notebook showing a widget whose slider moves a gradient and a plot,
@@ -144,14 +146,33 @@ def _solution_text(src: str) -> str | None:
     return m.group(1) if m else None
 
 
+def _fills(nb_path: Path, src_path: Path):
+    """[(cell index, source to type), ...]: every solution cell of the release notebook, filled with
+    the solution of the cell with the same grade_id in the source notebook (None if one is missing)."""
+    import nbformat
+
+    release, source = nbformat.read(nb_path, 4), nbformat.read(src_path, 4)
+    sol = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in source.cells
+           if c.metadata.get("nbgrader", {}).get("solution")}
+    fills = []
+    for i, cell in enumerate(release.cells):
+        meta = cell.metadata.get("nbgrader", {})
+        if not (cell.cell_type == "code" and meta.get("solution")):
+            continue
+        full = sol.get(meta.get("grade_id"))
+        if full is None:
+            return None
+        filled = re.sub(r"[ \t]*### BEGIN SOLUTION\n(.*?)[ \t]*### END SOLUTION\n?", r"\1", full, flags=re.S)
+        fills.append((i, filled))
+    return fills
+
+
 def _course_assignment():
     """(release notebook, [(cell index, source to type), ...]) from course/ and solutions/, or None.
 
     Validate runs the whole notebook, so every solution cell is filled, with the
     solution of the cell with the same grade_id in the matching solutions/ notebook.
     """
-    import nbformat
-
     for nb_path in sorted((REPO / "course").rglob("*.ipynb")):
         if ".ipynb_checkpoints" in nb_path.parts:
             continue
@@ -160,20 +181,7 @@ def _course_assignment():
         src_path = next((p for p in candidates if p.exists()), None)
         if src_path is None:
             continue
-        release, source = nbformat.read(nb_path, 4), nbformat.read(src_path, 4)
-        sol = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in source.cells
-               if c.metadata.get("nbgrader", {}).get("solution")}
-        fills = []
-        for i, cell in enumerate(release.cells):
-            meta = cell.metadata.get("nbgrader", {})
-            if not (cell.cell_type == "code" and meta.get("solution")):
-                continue
-            full = sol.get(meta.get("grade_id"))
-            if full is None:
-                fills = None
-                break
-            filled = re.sub(r"[ \t]*### BEGIN SOLUTION\n(.*?)[ \t]*### END SOLUTION\n?", r"\1", full, flags=re.S)
-            fills.append((i, filled))
+        fills = _fills(nb_path, src_path)
         if fills:
             return nb_path, fills
     return None
@@ -392,6 +400,30 @@ def test_lesson1_graph_follows_the_leaves(page, lab):
     assert panel.locator(".chainrule-side-by-side svg.chainrule-graph").first.inner_html() != before_svg
 
 
+def fill_solutions(page, fills):
+    for cell_index, solution in fills:
+        cell = page.locator(".jp-Notebook:visible .jp-Cell").nth(cell_index)
+        cell.scroll_into_view_if_needed()
+        cell.locator(".cm-content").click()
+        page.keyboard.press("Control+A")
+        page.keyboard.insert_text(solution)
+
+
+def validate(page, name) -> str:
+    """Press nbgrader's Validate; the text of the dialog that reports the result (then closed)."""
+    page.locator(".validate-button").first.click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.wait_for(state="visible", timeout=240_000)
+    page.wait_for_selector(".jp-Dialog .validation-success, .jp-Dialog .validation-failed, "
+                           ".jp-Dialog:has-text('Validation failed'), .jp-Dialog:has-text('Success!')",
+                           timeout=240_000)
+    shot(page, name)
+    text = dialog.inner_text()
+    dialog.locator(".jp-mod-accept, .jp-Dialog-button").first.click()
+    dialog.wait_for(state="hidden", timeout=30_000)
+    return text
+
+
 def test_assignment_validate_passes(page, lab):
     found = _course_assignment()
     if found:
@@ -400,20 +432,9 @@ def test_assignment_validate_passes(page, lab):
     else:
         rel, fills = "assignment.ipynb", [(1, BUILTIN_SOLUTION)]
     open_notebook(page, lab, rel)
-    for cell_index, solution in fills:
-        cell = page.locator(".jp-Notebook:visible .jp-Cell").nth(cell_index)
-        cell.scroll_into_view_if_needed()
-        cell.locator(".cm-content").click()
-        page.keyboard.press("Control+A")
-        page.keyboard.insert_text(solution)
+    fill_solutions(page, fills)
     shot(page, "assignment-filled")
-    page.locator(".validate-button").first.click()
-    dialog = page.locator(".jp-Dialog")
-    dialog.wait_for(state="visible", timeout=240_000)
-    page.wait_for_selector(".jp-Dialog .validation-success, .jp-Dialog .validation-failed, "
-                           ".jp-Dialog:has-text('Validation failed')", timeout=240_000)
-    shot(page, "assignment-validated")
-    text = dialog.inner_text()
+    text = validate(page, "assignment-validated")
     assert SUCCESS in text, text
     # the solution was saved into the file the server validated
     import nbformat
@@ -421,3 +442,39 @@ def test_assignment_validate_passes(page, lab):
     saved = nbformat.read(lab["root"] / rel, 4)
     for cell_index, solution in fills:
         assert saved.cells[cell_index].source.strip() == solution.strip()
+
+
+def test_chinese_lesson_slider_and_validate(page, lab):
+    """A student of the Chinese edition: lesson 1's widget speaks Chinese and follows its slider;
+    Validate shows a failed check as its Chinese message alone, then passes once the exercises are done."""
+    lesson = "01_chain_rule"
+    nb_path = REPO / "course" / lesson / f"{lesson}.zh-CN.ipynb"
+    fills = _fills(nb_path, REPO / "solutions" / lesson / f"{lesson}.ipynb")
+    assert fills, "the Chinese edition has the English edition's solution cells"
+    rel = f"course/{lesson}/{lesson}.zh-CN.ipynb"
+    open_notebook(page, lab, rel)
+    assert page.locator(".jp-RenderedMarkdown h1", has_text="第 1 课").count() == 1
+    run_all(page)
+    panel = page.locator(".coursework-panel").filter(has=page.locator(".chainrule-side-by-side")).first
+    panel.wait_for(state="visible", timeout=180_000)
+    idle(page, 180_000)
+    panel.scroll_into_view_if_needed()
+    assert "第 1 课" in panel.inner_text() and "计算图是线性的" in panel.inner_text()
+    assert "在 backward 之前调用 a.retain_grad()" in panel.inner_text()
+    value = panel.locator(".cw-a").first
+    before = value.inner_text()
+    track = panel.locator(".widget-slider .noUi-base").first
+    box = track.bounding_box()
+    track.click(position={"x": box["width"] * 0.2, "y": box["height"] / 2})
+    wait_in_panel(page, panel, "(p, old) => { const a = p.querySelector('.cw-a'); return a && a.innerText !== old; }",
+                  before)
+    shot(page, "zh-CN-lesson1-after-slider")
+    assert value.inner_text() != before
+
+    failed = validate(page, "zh-CN-validate-unanswered")
+    assert "检查未通过" in failed and "尚未作答" in failed, failed
+    assert "Traceback" not in failed and "_core.py" not in failed, failed
+
+    fill_solutions(page, fills)
+    text = validate(page, "zh-CN-validate-answered")
+    assert SUCCESS in text, text

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -23,13 +24,19 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("course_release", ROOT / "autograder" / "release.py")
 release = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = release   # its dataclasses look their module up there
 _spec.loader.exec_module(release)
 
 LESSONS = release.lessons()
 SOURCE = {lesson: ROOT / "solutions" / lesson / f"{lesson}.ipynb" for lesson in LESSONS}
 RELEASED = {lesson: ROOT / "course" / lesson / f"{lesson}.ipynb" for lesson in LESSONS}
+# The Simplified Chinese edition: released beside the English one; its solution notebook is built
+# (from the English notebook and the lesson's translation) into a scratch folder for the tests.
+RELEASED_ZH = {lesson: ROOT / "course" / lesson / f"{lesson}.zh-CN.ipynb" for lesson in LESSONS}
 ENV = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
            PYTHONWARNINGS="ignore")
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 pytestmark = pytest.mark.slow
 
@@ -127,9 +134,10 @@ def test_release_is_up_to_date():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.parametrize("edition", ["en", "zh-CN"])
 @pytest.mark.parametrize("lesson", LESSONS)
-def test_release_hides_solutions_and_locks_tests(lesson):
-    nb, cells = nbgrader_cells(RELEASED[lesson])
+def test_release_hides_solutions_and_locks_tests(lesson, edition):
+    nb, cells = nbgrader_cells(RELEASED[lesson] if edition == "en" else RELEASED_ZH[lesson])
     text = json.dumps(nb)
     assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text
     assert "raise NotImplementedError()" in text
@@ -140,8 +148,9 @@ def test_release_hides_solutions_and_locks_tests(lesson):
             assert cell.metadata.get("deletable") is False
             assert "checksum" in meta
     assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code")
-    # nothing but the notebook is released (no jupytext script holding the solutions)
-    assert sorted(p.name for p in (ROOT / "course" / lesson).iterdir()) == [f"{lesson}.ipynb"]
+    # nothing but the two editions is released (no jupytext script holding the solutions, no translation file)
+    assert sorted(p.name for p in (ROOT / "course" / lesson).iterdir()) == [f"{lesson}.ipynb",
+                                                                           f"{lesson}.zh-CN.ipynb"]
 
 
 # ----------------------------------------------------------------------------- nbgrader validate
@@ -154,25 +163,78 @@ def _validate(path: Path, invert: bool) -> str:
 
 
 @pytest.fixture(scope="module")
-def validations():
-    """All ten validations, run two at a time (they are independent kernels)."""
+def chinese_solutions(tmp_path_factory):
+    """The Chinese edition's solution notebooks, as the release builds them, under their release names."""
+    folder = tmp_path_factory.mktemp("zh-CN-solutions")
+    paths = {}
+    for lesson in LESSONS:
+        text, _ = release.translated_notebook(lesson, "zh-CN")
+        paths[lesson] = folder / lesson / f"{lesson}.zh-CN.ipynb"
+        paths[lesson].parent.mkdir()
+        paths[lesson].write_text(text)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def validations(chinese_solutions):
+    """All twenty validations (two editions), run two at a time (they are independent kernels)."""
     jobs = {("solution", lesson): (SOURCE[lesson], False) for lesson in LESSONS}
     jobs.update({("release", lesson): (RELEASED[lesson], True) for lesson in LESSONS})
+    jobs.update({("solution zh-CN", lesson): (chinese_solutions[lesson], False) for lesson in LESSONS})
+    jobs.update({("release zh-CN", lesson): (RELEASED_ZH[lesson], True) for lesson in LESSONS})
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = {key: pool.submit(_validate, *args) for key, args in jobs.items()}
         return {key: f.result() for key, f in futures.items()}
 
 
+@pytest.mark.parametrize("edition", ["", " zh-CN"])
 @pytest.mark.parametrize("lesson", LESSONS)
-def test_solution_passes_nbgrader_validate(validations, lesson):
-    out = validations[("solution", lesson)]
+def test_solution_passes_nbgrader_validate(validations, lesson, edition):
+    out = validations[("solution" + edition, lesson)]
     assert "Success! Your notebook passes all the tests." in out, out[-4000:]
 
 
+@pytest.mark.parametrize("edition", ["", " zh-CN"])
 @pytest.mark.parametrize("lesson", LESSONS)
-def test_release_fails_every_test(validations, lesson):
-    out = validations[("release", lesson)]
+def test_release_fails_every_test(validations, lesson, edition):
+    out = validations[("release" + edition, lesson)]
     assert "Success! The notebook does not pass any tests." in out, out[-4000:]
+
+
+@pytest.fixture(scope="module")
+def blank_runs():
+    """Every blank release, both editions, run top to bottom as a student's Run All would (errors kept)."""
+    from nbclient import NotebookClient
+
+    runs = {}
+    for lesson in LESSONS:
+        for edition, path in (("en", RELEASED[lesson]), ("zh-CN", RELEASED_ZH[lesson])):
+            nb = nbformat.read(path, as_version=4)
+            NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True,
+                           resources={"metadata": {"path": str(path.parent)}}).execute()
+            runs[(lesson, edition)] = nb
+    return runs
+
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+@pytest.mark.parametrize("edition", ["en", "zh-CN"])
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_blank_release_fails_every_test_with_messages_in_its_language(blank_runs, lesson, edition):
+    """Each graded test of a blank notebook fails, and says so in the notebook's language, as its
+    message alone: no traceback through coursework.checks."""
+    nb = blank_runs[(lesson, edition)]
+    tests = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
+    assert len(tests) >= 3
+    for cell in tests:
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        gid = cell.metadata["nbgrader"]["grade_id"]
+        assert errors, f"{gid} passed in the blank release"
+        text = ANSI.sub("", "\n".join(errors[0].traceback))
+        assert errors[0].ename == "CheckFailure", (gid, text)
+        assert "Traceback" not in text and "checks/" not in text, text
+        assert bool(CJK.search(text)) == (edition == "zh-CN"), (gid, text)
 
 
 # ----------------------------------------------------------------------------- execution, timings

@@ -118,3 +118,28 @@ def test_validate_button_backend_runs_on_a_released_notebook(lab):
     # the untouched release fails its tests: Validate reports the failures, not a crash
     assert result["success"] is True, result
     assert "failed" in json.dumps(result["value"]), result
+
+
+def test_validate_speaks_the_chinese_editions_language(lab):
+    """Validate on the Chinese edition: each failed test is its Chinese message, without the checks'
+    traceback, its last line (the diagnosis) included."""
+    base, token, _ = lab
+    body = urllib.parse.urlencode({"path": "01_chain_rule/01_chain_rule.zh-CN.ipynb"}).encode()
+    result = json.loads(_get(f"{base}/assignments/validate", data=body,
+                             headers={"Authorization": f"token {token}"}))
+    assert result["success"] is True, result
+    failed = result["value"]["failed"]
+    assert len(failed) == 3
+    for cell in failed:
+        error = cell["raw_error"]
+        assert "检查未通过" in error and "诊断：尚未作答" in error, error
+        assert "Traceback" not in error and "checks/_core.py" not in error, error
+
+
+def test_jupyterlab_offers_its_interface_in_chinese(lab):
+    """README: Settings > Language > 中文 (简体, 中国) comes from jupyterlab-language-pack-zh-CN."""
+    base, token, _ = lab
+    listing = json.loads(_get(f"{base}/lab/api/translations/?token={token}"))
+    assert "zh_CN" in listing["data"], sorted(listing["data"])
+    menus = json.loads(_get(f"{base}/lab/api/translations/zh_CN?token={token}"))
+    assert menus["data"], "the zh_CN language pack has no strings"
