@@ -26,6 +26,8 @@ import os
 import subprocess
 import sys
 
+from autograder.grading.gradebook import check as check_gradebook
+from autograder.grading.sandbox import SandboxUnavailable
 from autograder.grading.workspace import REPO_ROOT, Workspace, WorkspaceError
 
 
@@ -77,23 +79,24 @@ def cmd_collect(args) -> int:
 
 
 def cmd_autograde(args) -> int:
-    from autograder.grading.execute import Limits, sandbox_user
+    from autograder.grading.execute import Limits
     from autograder.grading.pipeline import autograde
+    from autograder.grading.sandbox import choose
 
     ws = _ws(args)
-    if os.geteuid() == 0 and sandbox_user() is None:
-        # Said every run: without the drop, the audit hook is the only barrier (SECURITY.md).
-        print("warning: grading as root, but the student kernels cannot run as user 'nobody' (it "
-              "cannot read this Python, e.g. a pyenv Python under /root): they run as root, with "
-              "the audit hook as the only barrier. Use a Python that 'nobody' can read, or a "
-              "container; see autograder/SECURITY.md.", file=sys.stderr)
+    sandbox = choose(allow_weak=args.allow_weak_sandbox)
+    if not sandbox.isolated:
+        # Said every run: native code in a student's kernel is not contained (SECURITY.md).
+        print(f"warning: grading in the weak sandbox ({sandbox.describe()}): native code in a notebook "
+              "(torch.from_file, for one) can read and write what this user can; see autograder/SECURITY.md.",
+              file=sys.stderr)
     limits = Limits(**ws.settings.get("limits", {}))
     if args.cell_timeout:
         limits.cell_timeout = args.cell_timeout
     if args.memory_mb:
         limits.memory_mb = args.memory_mb
     autograde(ws, args.assignment[0] if args.assignment else None, args.student, workers=args.workers,
-              limits=limits)
+              limits=limits, allow_weak_sandbox=args.allow_weak_sandbox, resume=args.resume)
     return 0
 
 
@@ -113,6 +116,7 @@ def cmd_export(args) -> int:
     from autograder.grading.reports import export_csv
 
     ws = _ws(args)
+    check_gradebook(ws)
     for p in export_csv(ws, args.out, roster=args.roster):
         print(f"wrote {p}")
     return 0
@@ -130,7 +134,9 @@ def cmd_report(args) -> int:
 def cmd_table(args) -> int:
     from autograder.grading.reports import gradebook_table
 
-    print(gradebook_table(_ws(args)))
+    ws = _ws(args)
+    check_gradebook(ws)
+    print(gradebook_table(ws))
     return 0
 
 
@@ -166,7 +172,12 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--zip", help="LMS zip with files named per student")
     c.add_argument("--pattern", help="regex with a (?P<student>...) group matched on each member's top "
                                      "folder or file stem (default: the text before the first '_')")
-    common(sub.add_parser("autograde", help="grade submissions (--workers N)"))
+    ag = common(sub.add_parser("autograde", help="grade submissions (--workers N)"))
+    ag.add_argument("--allow-weak-sandbox", action="store_true",
+                    help="where bubblewrap cannot create namespaces, grade with resource limits and the audit "
+                         "hook only (native code in a notebook is then not contained)")
+    ag.add_argument("--resume", action="store_true",
+                    help="grade only the submissions without a result yet (after an interrupted run)")
     common(sub.add_parser("feedback", help="feedback HTML without hidden tests"))
     e = common(sub.add_parser("export", help="grades as CSV"))
     e.add_argument("--roster", help="the class list (one student id per line, or a CSV with a student_id "
@@ -179,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = globals()[f"cmd_{args.command}"]
     try:
         return handler(args)
-    except WorkspaceError as exc:
+    except (WorkspaceError, SandboxUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

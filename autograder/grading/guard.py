@@ -27,11 +27,11 @@ The grader trusts only signed verdict lines; a test with no verdict scores 0.
 from __future__ import annotations
 
 import builtins
-import hashlib
-import hmac
-import json
+import linecache
 import os
 import sys
+
+from .protocol import BEGIN_EVENT, TEST_EVENT, make_signer
 
 # Modules whose attributes the tests rely on.  Submodules of these that are loaded
 # when the guard is installed are protected too.
@@ -113,8 +113,13 @@ def install(spec: dict, report_fd: int) -> None:
     sandbox = os.path.realpath(spec["sandbox"])
     read_roots = tuple(os.path.realpath(p) for p in spec["read_roots"])
     _getattr, _id, _isinstance, _type, _len = getattr, id, isinstance, type, len
-    _realpath, _dumps, _write, _compile, _exec = os.path.realpath, json.dumps, os.write, compile, exec
-    _hmac_new, _sha256, _fspath = hmac.new, hashlib.sha256, os.fspath
+    _realpath, _write, _compile, _exec = os.path.realpath, os.write, compile, exec
+    _fspath, _hasattr, _getline = os.fspath, hasattr, linecache.getline
+    _exception_traceback = BaseException.__dict__["__traceback__"].__get__   # no subclass property runs
+    _set_traceback = BaseException.__dict__["__traceback__"].__set__
+    _type_name = type.__dict__["__name__"].__get__                           # nor a metaclass's
+    sign = make_signer(key)
+    own_pid = os.getpid()
     _getframe = sys._getframe
     module_type = type(sys)
     function_type = type(install)
@@ -272,9 +277,7 @@ def install(spec: dict, report_fd: int) -> None:
     def report(record: dict) -> None:
         state["seq"] += 1
         record["seq"] = state["seq"]
-        body = _dumps(record, sort_keys=True, default=str)
-        mac = _hmac_new(key, body.encode(), _sha256).hexdigest()
-        line = (_dumps({"body": body, "mac": mac}) + "\n").encode()
+        line = sign(record)
         try:
             while line:
                 n = _write(report_fd, line)
@@ -309,10 +312,18 @@ def install(spec: dict, report_fd: int) -> None:
         except BaseException as exc:  # noqa: BLE001 - every failure is a verdict
             error = exc
             record["status"] = "timeout" if _isinstance(exc, KeyboardInterrupt) else "fail"
+            ename = _type_name(_type(exc))
             try:
-                record["error"] = f"{_type(exc).__name__}: {exc}"[:4000]
+                record["error"] = f"{ename}: {exc}"[:4000]
             except BaseException:
-                record["error"] = _type(exc).__name__
+                record["error"] = ename
+            # Still inside the test (frame doors closed): the student's exception's __str__ and
+            # the lines of their own cells are read here.
+            try:
+                shown = failure_display(exc, ename, record["error"])
+            except BaseException:  # noqa: BLE001 - e.g. MemoryError while the test's frames hold memory
+                shown = (ename, "", [record["error"]])
+            _set_traceback(exc, None)   # let go of the test's frames (and what they hold) now
         finally:
             state["in_test"] -= 1
         after = check_and_restore()
@@ -320,23 +331,66 @@ def install(spec: dict, report_fd: int) -> None:
         if after and record["status"] == "pass":
             record["status"] = "tampered"
         report(record)
+        if after and error is None:
+            message = "autograder: the code under test changed protected modules: " + "; ".join(after[:5])
+            error, shown = RuntimeError(message), ("RuntimeError", message, [f"RuntimeError: {message}"])
         if error is not None:
+            show(error, shown)
+
+    def failure_display(exc: BaseException, ename: str, line: str) -> tuple:
+        """(name, message, traceback lines) of a failed test: the frames of the student's own code
+        and the check's message, nothing of the guard or of the trusted test source."""
+        state["reentrant"] = True   # reading tb_frame is audited; these are the guard's own reads
+        try:
+            frames = []
+            tb = _exception_traceback(exc)
+            while tb is not None:
+                code = tb.tb_frame.f_code
+                if student_file(code.co_filename):
+                    frames.append((code.co_filename, tb.tb_lineno, code.co_name))
+                tb = tb.tb_next
+        finally:
+            state["reentrant"] = False
+        lines = []
+        for filename, lineno, name in frames:
+            where = "your code" if filename.startswith(("<ipython-input", cell_dir_of())) else filename
+            lines.append(f"  {where}, line {lineno}, in {name}")
+            text = _getline(filename, lineno).strip()
+            if text:
+                lines.append(f"    {text}")
+        if lines:
+            lines.insert(0, "Traceback of your code (most recent call last):")
+        lines.append(line)
+        return ename, line[len(ename) + 2:], lines
+
+    def show(error: BaseException, shown: tuple) -> None:
+        """The failure as the cell's error output; without IPython, the exception itself."""
+        shell = state.get("shell")
+        if shell is None or not _hasattr(shell, "_showtraceback"):
             raise error
-        if after:
-            raise RuntimeError("autograder: the code under test changed protected modules: "
-                               + "; ".join(after[:5]))
+        if _isinstance(error, KeyboardInterrupt):
+            return   # the grader adds its own "cell did not finish" error
+        ename, message, lines = shown
+        shell._showtraceback(_type(ename, (Exception,), {}), message, lines)
+
+    def cell_dir_of() -> str:
+        return state["cell_dir"] or "<no cell folder>"
+
+    def student_file(fn: str) -> bool:
+        """Whether code compiled from this file name is the student's (a notebook cell)."""
+        cell_dir = state["cell_dir"]
+        return fn == "<string>" or bool(cell_dir and fn.startswith(cell_dir)) or fn.startswith(sandbox) \
+            or fn.startswith("<ipython-input")
 
     # ---------------------------------------------------------------- the hook
     def student_frame_on_top() -> bool:
         """Whether code written by the student runs above the test currently executing."""
         frame = _getframe(2)
-        cell_dir = state["cell_dir"]
         while frame is not None:
             fn = frame.f_code.co_filename
             if fn.startswith("<autograder-test") or fn.startswith("<autograder-prelude"):
                 return False
-            if fn == "<string>" or (cell_dir and fn.startswith(cell_dir)) or fn.startswith(sandbox) \
-                    or fn.startswith("<ipython-input"):
+            if student_file(fn):
                 return True
             frame = frame.f_back
         return False
@@ -360,7 +414,7 @@ def install(spec: dict, report_fd: int) -> None:
     def hook(event, args):
         if state["reentrant"]:
             return
-        if event == "autograder.test":
+        if event == TEST_EVENT:
             state["reentrant"] = True
             try:
                 grade_id = str(args[0])
@@ -368,7 +422,7 @@ def install(spec: dict, report_fd: int) -> None:
                 state["reentrant"] = False
             run_test(grade_id)
             return
-        if event == "autograder.begin":
+        if event == BEGIN_EVENT:
             if state["begun"]:
                 return
             state["reentrant"] = True
@@ -401,6 +455,8 @@ def install(spec: dict, report_fd: int) -> None:
             return
         if event == "import" and args and args[0] == "_posixsubprocess":
             raise PermissionError("autograder sandbox: importing _posixsubprocess is not allowed")
+        if event in ("os.kill", "os.killpg") and args and args[0] == own_pid:
+            return   # the kernel interrupting itself (an interrupt_request from the grader)
         if event.startswith(ALWAYS_BLOCKED_AFTER_BEGIN):
             raise PermissionError(f"autograder sandbox: {event} is not allowed while grading")
         if event == "object.__setattr__" or event == "object.__delattr__":

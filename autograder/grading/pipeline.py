@@ -23,7 +23,11 @@ import nbformat
 from .assignment import AssignmentSpec, load_assignment
 from .execute import WATCHDOG_SLACK, Limits, execute
 from .preflight import prepare
+from .protocol import Status
+from .sandbox import Sandbox, choose
 from .workers import run_jobs
+from .gradebook import RunLock
+from .gradebook import check as check_gradebook
 from .workspace import Workspace
 
 
@@ -42,18 +46,18 @@ def _score(spec_nb, prep, execution) -> tuple[dict, list]:
             if prep.notebook is not None:
                 rec["status"] = "no verdict"
         else:
-            rec["status"] = v.get("status")
-            rec["error"] = v.get("error")
-            if v.get("status") == "pass":
+            rec["status"] = str(v.status)
+            rec["error"] = v.error
+            if v.status is Status.PASS:
                 rec["score"] = tc.points
-            if v.get("status") == "timeout":
+            if v.status is Status.TIMEOUT:
                 flags.append(("info", f"{gid}: the test was interrupted after the cell time limit"))
-            if v.get("tampered_before"):
+            if v.tampered_before:
                 flags.append(("review", f"{gid}: protected state changed before the test, restored: "
-                                        + "; ".join(v["tampered_before"][:6])))
-            if v.get("tampered_during"):
+                                        + "; ".join(v.tampered_before[:6])))
+            if v.tampered_during:
                 flags.append(("review", f"{gid}: protected state changed while the test ran (scored 0): "
-                                        + "; ".join(v["tampered_during"][:6])))
+                                        + "; ".join(v.tampered_during[:6])))
         cells[gid] = rec
     if execution and execution.start_error:
         # The kernel never ran a cell: these zeros are the grader's failure, to re-run, not the student's.
@@ -100,12 +104,16 @@ def _autograded_notebook(spec_nb, prep, execution) -> nbformat.NotebookNode:
     return out
 
 
+def _sandbox(job: dict) -> Sandbox:
+    return job.get("sandbox") or choose()
+
+
 def grade_one(job: dict) -> dict:
     """Worker: preflight, run, score one student's assignment.  Never raises."""
     t0 = time.monotonic()
     spec: AssignmentSpec = job["spec"]
     result = {"student": job["student"], "assignment": spec.name, "notebooks": {}, "flags": [],
-              "max_score": spec.max_score()}
+              "max_score": spec.max_score(), "sandbox": _sandbox(job).describe()}
     taken: set = set()
     for spec_nb in spec.notebooks:
         try:
@@ -118,13 +126,14 @@ def grade_one(job: dict) -> dict:
                                                  for c in spec_nb.cells) else []
                 execution = execute(prep.notebook, {g: c.source for g, c in spec_nb.tests.items()},
                                     Limits(**job["limits"]), files=spec.files, preludes=spec_nb.preludes(),
-                                    extra_imports=extra)
+                                    extra_imports=extra, sandbox=_sandbox(job))
             cells, flags = _score(spec_nb, prep, execution)
             nbres = {"file_used": prep.file_used, "cells": cells,
                      "flags": [list(f) for f in prep.flags + flags],
                      "events": execution.events if execution else [],
                      "kernel_log": execution.kernel_log if execution else "",
                      "seconds": round(execution.seconds, 2) if execution else 0.0,
+                     "timings": execution.timings if execution else {},
                      "notebook": nbformat.writes(_autograded_notebook(spec_nb, prep, execution))
                      if prep.notebook is not None else None}
         except Exception as exc:  # noqa: BLE001 - recorded as a result, never lost
@@ -150,7 +159,7 @@ def job_deadline(job: dict) -> float:
 def _crashed(job: dict, why: str, stacks: str = "") -> dict:
     spec: AssignmentSpec = job["spec"]
     return {"student": job["student"], "assignment": spec.name, "max_score": spec.max_score(), "score": 0.0,
-            "flagged": True, "seconds": 0.0,
+            "flagged": True, "seconds": 0.0, "sandbox": _sandbox(job).describe(),
             "notebooks": {nb.name: {"file_used": None, "notebook": None, "events": [why], "seconds": 0.0,
                                     "grader_stacks": stacks,
                                     "cells": {g: {"max": c.points, "score": 0.0, "status": "grader crashed",
@@ -193,29 +202,58 @@ def record(ws: Workspace, result: dict, gb=None) -> None:
     finally:
         if own:
             gb.close()
+    # The folder is written aside and swapped in: grading.json exists only beside a complete result,
+    # which is what --resume takes as done.
     folder = ws.path("autograded", student, assignment)
-    if os.path.isdir(folder):
-        shutil.rmtree(folder)
-    os.makedirs(folder)
+    fresh = folder + ".writing"
+    shutil.rmtree(fresh, ignore_errors=True)
+    os.makedirs(fresh)
     slim = json.loads(json.dumps(result))
     for nbname, nbres in slim["notebooks"].items():
         text = nbres.pop("notebook", None)
         if text:
-            with open(os.path.join(folder, nbname), "w") as fh:
+            with open(os.path.join(fresh, nbname), "w") as fh:
                 fh.write(text)
-    with open(os.path.join(folder, "grading.json"), "w") as fh:
+    with open(os.path.join(fresh, "grading.json"), "w") as fh:
         json.dump(slim, fh, indent=1, sort_keys=True)
+    if os.path.isdir(folder):
+        shutil.rmtree(folder)
+    os.rename(fresh, folder)
+
+
+def graded(ws: Workspace, student: str, assignment: str) -> bool:
+    """Whether a complete result of this submission is on record (gradebook row and files)."""
+    return os.path.isfile(ws.path("autograded", student, assignment, "grading.json"))
 
 
 def autograde(ws: Workspace, assignment: str | None = None, student: str | None = None, workers: int = 1,
-              limits: Limits | None = None, progress=print) -> list[dict]:
+              limits: Limits | None = None, progress=print, allow_weak_sandbox: bool = False,
+              resume: bool = False) -> list[dict]:
+    """Grade the chosen submissions (with ``resume``, only those without a result yet).
+
+    Before anything is written: the sandbox is probed (without bubblewrap this raises
+    ``SandboxUnavailable`` unless ``allow_weak_sandbox``), the workspace is locked against a
+    second autograde, and a damaged or locked gradebook raises ``GradebookError``.
+    """
     limits = limits or Limits(**ws.settings.get("limits", {}))
+    sandbox = choose(allow_weak_sandbox)
+    with RunLock(ws):
+        check_gradebook(ws, for_writing=True)
+        return _autograde(ws, assignment, student, workers, limits, progress, sandbox, resume)
+
+
+def _autograde(ws: Workspace, assignment: str | None, student: str | None, workers: int, limits: Limits,
+               progress, sandbox: Sandbox, resume: bool) -> list[dict]:
     specs = load_specs(ws)
-    jobs = [{"student": s, "folder": ws.path("submitted", s, a), "spec": specs[a], "limits": asdict(limits)}
-            for s, a in ws.submissions(assignment, student)]
+    chosen = ws.submissions(assignment, student)
+    todo = [(s, a) for s, a in chosen if not (resume and graded(ws, s, a))]
+    if resume:
+        progress(f"resuming: {len(chosen) - len(todo)} submission(s) already graded, {len(todo)} to go")
+    jobs = [{"student": s, "folder": ws.path("submitted", s, a), "spec": specs[a], "limits": asdict(limits),
+             "sandbox": sandbox} for s, a in todo]
     if not jobs:
         hint = "for that choice" if assignment or student else "yet: run python -m autograder collect"
-        progress(f"nothing to grade: no submission collected {hint}")
+        progress("nothing left to grade" if resume and chosen else f"nothing to grade: no submission collected {hint}")
         return []
     from nbgrader.api import Gradebook
 
@@ -236,5 +274,6 @@ def autograde(ws: Workspace, assignment: str | None = None, student: str | None 
 
         run_jobs(jobs, grade_one, max(1, workers), deadline=job_deadline, on_result=lambda job, res: done(res),
                  on_failure=failed)
-    progress(f"graded {len(results)} submission(s) in {time.monotonic() - t0:.1f} s with {workers} worker(s)")
+    progress(f"graded {len(results)} submission(s) in {time.monotonic() - t0:.1f} s with {workers} worker(s); "
+             f"sandbox: {sandbox.describe()}")
     return results

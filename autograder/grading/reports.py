@@ -152,7 +152,9 @@ def class_report(ws: Workspace, out_dir: str | None = None) -> tuple[dict, str]:
     per_ex: dict = defaultdict(lambda: {"n": 0, "score": 0.0, "max": 0.0, "full": 0, "labels": Counter()})
     fired: Counter = Counter()
     flagged = []
+    sandboxes: Counter = Counter()
     for r in load_results(ws):
+        sandboxes[r.get("sandbox") or "not recorded (graded before sandboxes were named)"] += 1
         if r.get("flagged"):
             flagged.append(f"{r['student']}/{r['assignment']}")
         for nb in r["notebooks"].values():
@@ -167,7 +169,8 @@ def class_report(ws: Workspace, out_dir: str | None = None) -> tuple[dict, str]:
                     e["labels"][label] += 1
                     if label in diagnoses:
                         fired[label] += 1
-    data = {"exercises": [], "diagnoses": dict(fired.most_common()), "flagged": flagged}
+    data = {"exercises": [], "diagnoses": dict(fired.most_common()), "flagged": flagged,
+            "sandboxes": dict(sandboxes.most_common())}
     lines = ["# Class report", "", "## Score per exercise", "",
              "| assignment | exercise | submissions | mean score | full marks | what went wrong (count) |",
              "|---|---|---|---|---|---|"]
@@ -185,6 +188,7 @@ def class_report(ws: Workspace, out_dir: str | None = None) -> tuple[dict, str]:
     else:
         lines.append("No known misconception was diagnosed.")
     lines += ["", "## Flagged for review", ""] + ([f"- {f}" for f in flagged] or ["none"])
+    lines += ["", "## Sandbox the kernels ran in", ""] + [f"- {k}: {v} submission(s)" for k, v in sandboxes.most_common()]
     text = "\n".join(lines) + "\n"
     with open(os.path.join(out_dir, "class_report.md"), "w") as fh:
         fh.write(text)

@@ -12,6 +12,7 @@ import pytest
 
 import stuck_tasks
 from autograder.grading import execute as execute_module
+from autograder.grading.protocol import begin_cell
 from autograder.grading.workers import run_jobs
 
 
@@ -56,7 +57,7 @@ def test_a_kernel_that_never_answers_ends_the_notebook_in_time(monkeypatch, tmp_
     silent.write_text("import time\nwhile True:\n    time.sleep(3600)\n")
     monkeypatch.setattr(execute_module, "KERNEL_COMMAND", [sys.executable, str(silent)])
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(execute_module.BEGIN_SOURCE), nbformat.v4.new_code_cell("1 + 1")]
+    nb.cells = [nbformat.v4.new_code_cell(begin_cell()), nbformat.v4.new_code_cell("1 + 1")]
     start = time.monotonic()
     limits = execute_module.Limits(cell_timeout=2, notebook_timeout=30, startup_timeout=5)
     result = execute_module.execute(nb, {}, limits)
