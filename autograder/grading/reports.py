@@ -69,6 +69,10 @@ def _gradebook(ws: Workspace) -> tuple[dict[tuple[str, str], tuple[float, float]
     """The scores, each assignment's max score, and every student the gradebook knows."""
     from nbgrader.api import Gradebook
 
+    from .gradebook import check
+
+    check(ws)   # a damaged gradebook is one clear line, not sqlite3's traceback
+
     scores, max_scores = {}, {}
     with Gradebook(ws.db_url) as gb:
         for assignment in gb.assignments:

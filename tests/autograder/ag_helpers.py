@@ -19,7 +19,7 @@ if REPO not in sys.path:
 
 import toy_course  # noqa: E402
 
-TEST_LIMITS = dict(cell_timeout=4.0, notebook_timeout=40.0, memory_mb=3072)
+TEST_LIMITS = dict(cell_timeout=4.0, notebook_timeout=40.0, memory_mb=3072, disk_mb=64)
 
 
 def write_submissions(folder: str, samples: dict, only=None) -> str:
