@@ -228,15 +228,16 @@ def graded(ws: Workspace, student: str, assignment: str) -> bool:
 
 def autograde(ws: Workspace, assignment: str | None = None, student: str | None = None, workers: int = 1,
               limits: Limits | None = None, progress=print, allow_weak_sandbox: bool = False,
-              resume: bool = False) -> list[dict]:
+              resume: bool = False, sandbox: Sandbox | None = None) -> list[dict]:
     """Grade the chosen submissions (with ``resume``, only those without a result yet).
 
     Before anything is written: the sandbox is probed (without bubblewrap this raises
     ``SandboxUnavailable`` unless ``allow_weak_sandbox``), the workspace is locked against a
-    second autograde, and a damaged or locked gradebook raises ``GradebookError``.
+    second autograde, and a damaged or locked gradebook raises ``GradebookError``.  A ``sandbox``
+    given explicitly is used as it is (the benchmark prices bubblewrap against the weak one).
     """
     limits = limits or Limits(**ws.settings.get("limits", {}))
-    sandbox = choose(allow_weak_sandbox)
+    sandbox = sandbox or choose(allow_weak_sandbox)
     with RunLock(ws):
         check_gradebook(ws, for_writing=True)
         return _autograde(ws, assignment, student, workers, limits, progress, sandbox, resume)
