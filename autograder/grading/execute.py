@@ -262,14 +262,14 @@ def _execute_once(nb: nbformat.NotebookNode, tests: dict[str, str], limits: Limi
             result.events.append(f"output flood cut off in cell {idx} ({dropped} bytes dropped)")
         result.verdicts, problems = verify(os.path.join(private, "verdicts.jsonl"), key)
         result.events.extend(problems)
-        log_path = os.path.join(private, "kernel.log")
-        with open(log_path, "rb") as fh:
-            fh.seek(max(0, os.path.getsize(log_path) - 2000))
-            log = fh.read().decode("utf-8", "replace")
+        with open(os.path.join(private, "kernel.log"), "rb") as fh:
+            head = fh.read(4096).decode("utf-8", "replace")    # holds the kernel's timing line
+            fh.seek(max(0, os.fstat(fh.fileno()).st_size - 2000))
+            tail = fh.read().decode("utf-8", "replace")
         if any("died" in e or "execution error" in e for e in result.events):
-            result.kernel_log = log
+            result.kernel_log = tail
         ended = time.monotonic()
-        result.timings = _timings(start, prepared, client, ended, log)
+        result.timings = _timings(start, prepared, client, ended, head)
     finally:
         watchdog.cancel()
         # nbclient leaves this behind when the kernel never started; the kernel is gone either way.
@@ -289,7 +289,10 @@ def _timings(start: float, prepared: float, client: "CappedClient", ended: float
     imports = 0.0
     for line in log.splitlines():
         if line.startswith(IMPORT_TIME_PREFIX):
-            imports = float(line[len(IMPORT_TIME_PREFIX):])
+            try:
+                imports = float(line[len(IMPORT_TIME_PREFIX):])
+            except ValueError:
+                pass
     return {"prepare": round(prepared - start, 3), "kernel_start": round(max(0.0, first - prepared - imports), 3),
             "imports": round(imports, 3), "cells": round(done - first, 3), "shutdown": round(ended - done, 3)}
 

@@ -8,18 +8,20 @@ the installed ones, and the hook refuses the few doors that lead to a closure
 (``gc.get_referrers``/``get_objects``, ``ctypes``, frame introspection while a test
 runs), so the student's namespace cannot read or rewrite it.
 
-Protocol (the grader writes these cells; the student never sees their content):
+Its side of :mod:`autograder.grading.protocol` (the grader writes these cells; the student
+never sees their content):
 
-* ``sys.audit("autograder.begin")``: first cell, before student code; turns
+* ``begin_cell()``, the ``BEGIN_EVENT``: first cell, before student code; turns
   enforcement on and remembers IPython's namespace.
-* ``sys.audit("autograder.test", grade_id)``: stands where a test cell stands.  The
+* ``stub_cell(grade_id)``, the ``TEST_EVENT``: stands where a test cell stands.  The
   hook (1) compares every protected module, class and builtin with the snapshot and
   puts back whatever the student replaced (and reports it), (2) runs the trusted
   test source in a fresh namespace built from the student's answers, with pristine
   builtins and freshly imported helpers, (3) checks the protected state again,
   (4) writes an HMAC-signed verdict line to a file descriptor opened before the
-  student existed.  Exceptions raised by the test (the diagnostic messages) reach
-  the cell's output, so the notebook still shows the student what went wrong.
+  student existed.  A failed test becomes the cell's error output: the check's message
+  (expected, got, diagnosis) and the frames of the student's own code, nothing of the
+  guard or of the trusted source, so the notebook shows the student what went wrong.
 
 The grader trusts only signed verdict lines; a test with no verdict scores 0.
 """

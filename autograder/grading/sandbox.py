@@ -96,6 +96,9 @@ def bwrap_argv(bwrap: str, handoff: str, disk_mb: int) -> list[str]:
             "--hostname", "grading", "--die-with-parent", "--new-session", "--clearenv",
             "--setenv", "PATH", f"{os.path.dirname(sys.executable)}:/usr/bin:/bin",
             "--setenv", "PYTHONPATH", REPO_ROOT, "--setenv", "LANG", "C.UTF-8", "--setenv", "HOME", HOME]
+    # The private mounts first: a checkout or a Python under /tmp is bound over the fresh /tmp.
+    size = str(disk_mb * 1024 * 1024)
+    argv += ["--proc", "/proc", "--dev", "/dev", "--size", size, "--tmpfs", "/tmp", "--size", size, "--tmpfs", HOME]
     for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/usr"):
         if os.path.islink(top):
             argv += ["--symlink", os.readlink(top), top]
@@ -109,9 +112,7 @@ def bwrap_argv(bwrap: str, handoff: str, disk_mb: int) -> list[str]:
     for module in KERNEL_MODULES:
         path = os.path.join(REPO_ROOT, module)
         argv += ["--ro-bind", path, path]
-    size = str(disk_mb * 1024 * 1024)
-    argv += ["--proc", "/proc", "--dev", "/dev", "--size", size, "--tmpfs", "/tmp",
-             "--size", size, "--tmpfs", HOME, "--bind", handoff, handoff, "--chdir", HOME, "--"]
+    argv += ["--bind", handoff, handoff, "--chdir", HOME, "--"]
     return argv
 
 

@@ -219,9 +219,14 @@ def test_feedback_has_no_hidden_tests(graded_toy):
     assert len(files) == len(results) and withheld == []
     for path in files:
         body = open(path).read()
-        assert toy_course.HIDDEN_MARKER not in body
+        assert toy_course.HIDDEN_MARKER not in body and toy_course.SOLUTION_MARKER not in body
         assert "BEGIN HIDDEN TESTS" not in body
     partly = open(ws.path("feedback", "partly", "toy", "toy.html")).read()
+    # math is drawn offline (SVG), and the page loads no script from anywhere
+    assert partly.count('class="math"') == 2 and "$f(x)" not in partly and "<code>$HOME</code>" in partly
+    assert "<script src=" not in partly and "mathjax.js" not in partly.lower() and "import mermaid" not in partly
+    # a failed test shows the check's message, not the guard's machinery
+    assert "audit(" not in partly and "guard.py" not in partly and "Could not get source" not in partly
     assert "Score: 4 / 6" in partly
     assert "a reused layer counted once" in partly          # the diagnosis reaches the student
     assert "square([1, 2])" in partly                        # the visible test is shown

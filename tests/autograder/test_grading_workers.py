@@ -73,10 +73,11 @@ def test_a_job_that_failed_twice_is_recorded_as_a_flagged_zero_with_its_stacks(t
     from autograder.grading.execute import Limits
     from autograder.grading.pipeline import _crashed, job_deadline, load_specs, record
     from autograder.grading.reports import gradebook_scores
+    from autograder.grading.results import Job
 
     ws, _ = make_toy_workspace(str(tmp_path / "ws"))
-    job = {"student": "stuck_student", "folder": ws.path("submitted", "stuck_student", "toy"),
-           "spec": load_specs(ws)["toy"], "limits": asdict(Limits(**TEST_LIMITS))}
+    job = Job("stuck_student", ws.path("submitted", "stuck_student", "toy"), load_specs(ws)["toy"],
+              asdict(Limits(**TEST_LIMITS)))
     # one notebook at its limits: start-up 120 + run 40 + watchdog 60 + 60, plus 60 for the job
     assert job_deadline(job) == 340.0
     record(ws, _crashed(job, "grader worker stopped after 340 s (the job's deadline)", "File \"x.py\", line 1"))

@@ -31,7 +31,7 @@ def source_notebook() -> nbformat.NotebookNode:
     c = nbformat.v4.new_code_cell
     md = nbformat.v4.new_markdown_cell
     nb.cells = [
-        md("# Toy lesson\nThree small exercises."),
+        md("# Toy lesson\nThree small exercises: $f(x) = x^2$, then\n$$\\frac{d}{dx} x^3 = 3x^2$$\nand `$HOME` stays code."),
         c("import numpy as np\nimport torch\nfrom coursework import checks",
           metadata=_meta("imports", locked=True)),
         c(f"def square(x):\n    ### BEGIN SOLUTION\n    # {SOLUTION_MARKER}\n    return x * x\n    ### END SOLUTION",
@@ -375,7 +375,7 @@ def native_samples(put, nb_of, workspace: str, port: int) -> None:
         f"    'udp': lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('127.0.0.1', {port})),\n"
         "    'dns': lambda: socket.getaddrinfo('pypi.org', 443),\n"
         f"    'torch TCPStore (native)': lambda: __import__('torch.distributed', fromlist=['TCPStore']).TCPStore(\n"
-        f"        '127.0.0.1', {port}, is_master=False, timeout=__import__('datetime').timedelta(seconds=2)),\n"
+        f"        '127.0.0.1', {port}, is_master=False, timeout=__import__('datetime').timedelta(seconds=0.5)),\n"
         "}\n"
         "for name, attempt in attempts.items():\n"
         "    try:\n"
