@@ -83,6 +83,7 @@ def cmd_autograde(args) -> int:
     from autograder.grading.sandbox import choose
 
     ws = _ws(args)
+    ws.submissions(args.assignment[0] if args.assignment else None, args.student)   # unknown names first
     sandbox = choose(allow_weak=args.allow_weak_sandbox)
     if not sandbox.isolated:
         # Said every run: native code in a student's kernel is not contained (SECURITY.md).
@@ -140,7 +141,7 @@ def cmd_demo(args) -> int:
     from autograder.sample_class import run_demo
 
     return run_demo(workspace=args.workspace, workers=args.workers, db_url=args.db,
-                    assignments=args.assignment or None)
+                    assignments=args.assignment or None, allow_weak_sandbox=args.allow_weak_sandbox)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,9 +170,6 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--pattern", help="regex with a (?P<student>...) group matched on each member's top "
                                      "folder or file stem (default: the text before the first '_')")
     ag = common(sub.add_parser("autograde", help="grade submissions (--workers N)"))
-    ag.add_argument("--allow-weak-sandbox", action="store_true",
-                    help="where bubblewrap cannot create namespaces, grade with resource limits and the audit "
-                         "hook only (native code in a notebook is then not contained)")
     ag.add_argument("--resume", action="store_true",
                     help="grade only the submissions without a result yet (after an interrupted run)")
     common(sub.add_parser("feedback", help="feedback HTML without hidden tests"))
@@ -182,6 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     common(sub.add_parser("table", help="print the gradebook"))
     d = common(sub.add_parser("demo", help="end-to-end demo on the bundled sample class"))
     d.set_defaults(workers=2)
+    for grading in (ag, d):
+        grading.add_argument("--allow-weak-sandbox", action="store_true",
+                             help="where bubblewrap cannot create namespaces, grade with resource limits and "
+                                  "the audit hook only (native code in a notebook is then not contained)")
     args = p.parse_args(argv)
     handler = globals()[f"cmd_{args.command}"]
     try:

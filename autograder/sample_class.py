@@ -255,7 +255,7 @@ def check_expected(results: list[dict]) -> list[str]:
 
 
 def run_demo(workspace: str | None = None, workers: int = 2, db_url: str | None = None,
-             assignments: list[str] | None = None) -> int:
+             assignments: list[str] | None = None, allow_weak_sandbox: bool = False) -> int:
     """Build, collect the sample class, autograde in parallel, feedback, export, report, table."""
     from autograder.grading.feedback import generate
     from autograder.grading.pipeline import autograde
@@ -269,7 +269,7 @@ def run_demo(workspace: str | None = None, workers: int = 2, db_url: str | None 
     build(ws, os.path.join(REPO_ROOT, "solutions"), db_url=db_url, assignments=lessons)
     print(f"== collect: {write_sample_class(ws, lessons)} notebooks from {len(STUDENTS)} sample students")
     print(f"== autograde with {workers} worker(s)")
-    results = autograde(ws, workers=workers)
+    results = autograde(ws, workers=workers, allow_weak_sandbox=allow_weak_sandbox)
     withheld: list = []
     files = generate(ws, withheld=withheld)
     print(f"== feedback: {len(files)} HTML files under {ws.path('feedback')}"

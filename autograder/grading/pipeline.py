@@ -209,7 +209,8 @@ def record(ws: Workspace, result: SubmissionResult, gb=None) -> None:
 
 
 def graded(ws: Workspace, student: str, assignment: str) -> bool:
-    """Whether a complete result of this submission is on record (gradebook row and files)."""
+    """Whether a complete result of this submission is on record: grading.json is swapped in only
+    after the gradebook's transaction committed."""
     return os.path.isfile(ws.path("autograded", student, assignment, "grading.json"))
 
 
@@ -224,8 +225,8 @@ def autograde(ws: Workspace, assignment: str | None = None, student: str | None 
     given explicitly is used as it is (the benchmark prices bubblewrap against the weak one).
     """
     limits = limits or Limits(**ws.settings.get("limits", {}))
-    sandbox = sandbox or choose(allow_weak_sandbox)
     chosen = ws.submissions(assignment, student)    # an unknown name is an error before anything else
+    sandbox = sandbox or choose(allow_weak_sandbox)
     with RunLock(ws):
         check_gradebook(ws, for_writing=True)
         return _autograde(ws, chosen, bool(assignment or student), workers, limits, progress, sandbox, resume)

@@ -18,6 +18,7 @@ when the grader is root.  It is used only when asked for (``--allow-weak-sandbox
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pwd
 import shutil
@@ -74,7 +75,7 @@ def library_roots() -> list[str]:
     roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sysconfig.get_paths()["stdlib"],
              sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
     for name in ("coursework", "chainrule"):
-        spec = __import__("importlib.util").util.find_spec(name)
+        spec = importlib.util.find_spec(name)
         if spec is not None and spec.origin:
             roots.add(os.path.dirname(os.path.dirname(os.path.abspath(spec.origin))))
     real = {os.path.realpath(p) for p in roots if os.path.exists(p)} | {p for p in roots if os.path.exists(p)}

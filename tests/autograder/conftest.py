@@ -40,10 +40,12 @@ def os_sandbox():
     return sandbox, why
 
 
-def needs_os_sandbox(os_sandbox) -> None:
-    if os_sandbox[0] is None:
-        pytest.skip(f"bubblewrap cannot run here ({os_sandbox[1]}): native attacks are only stopped by the "
-                    "OS sandbox, so they are not graded in the weak one")
+@pytest.fixture(scope="session")
+def grading_sandbox(os_sandbox):
+    """The sandbox for tests of the grading machinery itself: bubblewrap, or the weak one where it cannot run."""
+    from autograder.grading.sandbox import Sandbox
+
+    return os_sandbox[0] or Sandbox("weak")
 
 
 @pytest.fixture(scope="session")

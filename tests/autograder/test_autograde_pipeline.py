@@ -11,8 +11,7 @@ import nbformat
 import pytest
 
 import toy_course
-from ag_helpers import TEST_LIMITS, make_toy_workspace, run_cli, write_submissions
-from conftest import needs_os_sandbox
+from ag_helpers import TEST_LIMITS, make_toy_workspace, needs_os_sandbox, run_cli, weak_flag, write_submissions
 
 SAMPLES = [
     "correct", "blank", "partly", "edited_test", "deleted_test", "duplicated_test", "stripped_metadata",
@@ -188,7 +187,7 @@ def test_a_failed_test_shows_the_checks_message_not_the_guard(graded_toy):
         assert grader_text not in shown, grader_text
 
 
-def test_gradebook_matches_results_and_regrading_one_student(graded_toy):
+def test_gradebook_matches_results_and_regrading_one_student(graded_toy, grading_sandbox):
     from nbgrader.api import Gradebook
 
     from autograder.grading.pipeline import autograde
@@ -204,7 +203,8 @@ def test_gradebook_matches_results_and_regrading_one_student(graded_toy):
         flagged = {s.student.id for s in gb.assignment_submissions("toy")
                    if any(nb.flagged for nb in s.notebooks)}
     assert flagged == {s for s, r in results.items() if r["flagged"]}
-    again = autograde(ws, student="correct", workers=2, limits=Limits(**TEST_LIMITS), progress=lambda *a: None)
+    again = autograde(ws, student="correct", workers=2, limits=Limits(**TEST_LIMITS), progress=lambda *a: None,
+                      sandbox=grading_sandbox)
     assert [(r["student"], r["score"]) for r in again] == [("correct", 6.0)]
     assert gradebook_scores(ws) == scores
 
@@ -270,7 +270,7 @@ def test_workspace_must_be_outside_the_repository():
     assert not os.path.exists(os.path.join(REPO_ROOT, "grading"))
 
 
-def test_cli_build_lms_zip_and_single_student(tmp_path):
+def test_cli_build_lms_zip_and_single_student(tmp_path, os_sandbox):
     """The documented commands, end to end, on an LMS zip (SQLite, --workers 1)."""
     src = toy_course.write_source(str(tmp_path / "src"))
     ws = str(tmp_path / "ws")
@@ -291,12 +291,12 @@ def test_cli_build_lms_zip_and_single_student(tmp_path):
     assert sorted(os.listdir(os.path.join(ws, "submitted"))) == [".skipped-toy.txt", "Carol-Smith", "alice", "bob"]
     assert os.listdir(os.path.join(ws, "submitted", "bob", "toy")) == ["toy.ipynb"]
     assert not os.path.exists(tmp_path / "evil.ipynb")
-    p = run_cli("autograde", "--workspace", ws, "--student", "bob", "--cell-timeout", "10")
+    p = run_cli("autograde", "--workspace", ws, "--student", "bob", "--cell-timeout", "10", *weak_flag(os_sandbox))
     assert p.returncode == 0, p.stderr
     p = run_cli("table", "--workspace", ws)
     assert p.returncode == 0, p.stderr
     assert "bob" in p.stdout and "5 / 6" in p.stdout and "alice" not in p.stdout
-    p = run_cli("autograde", "--workspace", ws, "--workers", "2")
+    p = run_cli("autograde", "--workspace", ws, "--workers", "2", *weak_flag(os_sandbox))
     assert p.returncode == 0, p.stderr
     for cmd in ("feedback", "export", "report", "table"):
         p = run_cli(cmd, "--workspace", ws)
@@ -309,7 +309,7 @@ def test_cli_build_lms_zip_and_single_student(tmp_path):
     assert p.returncode == 2 and "outside the repository" in p.stderr
 
 
-def test_postgresql_gradebook(postgres_url, tmp_path):
+def test_postgresql_gradebook(postgres_url, tmp_path, grading_sandbox):
     """The same pipeline with the gradebook in a real PostgreSQL server on loopback."""
     from nbgrader.api import Gradebook
 
@@ -324,7 +324,8 @@ def test_postgresql_gradebook(postgres_url, tmp_path):
     samples = toy_course.submissions(release, ws.root)
     chosen = ["correct", "partly", "patch_torch", "deleted_test"]
     collect_folder(ws, write_submissions(str(tmp_path / "in"), samples, only=chosen))
-    results = autograde(ws, workers=2, limits=Limits(**TEST_LIMITS), progress=lambda *a: None)
+    results = autograde(ws, workers=2, limits=Limits(**TEST_LIMITS), progress=lambda *a: None,
+                        sandbox=grading_sandbox)
     assert {r["student"]: r["score"] for r in results} == {"correct": 6, "partly": 4, "patch_torch": 3,
                                                           "deleted_test": 6}
     with Gradebook(ws.db_url) as gb:

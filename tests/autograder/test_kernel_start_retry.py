@@ -22,17 +22,17 @@ from autograder.grading.results import Job
 
 
 @pytest.fixture(scope="module")
-def toy(tmp_path_factory):
+def toy(tmp_path_factory, grading_sandbox):
     ws, release = make_toy_workspace(str(tmp_path_factory.mktemp("retry") / "ws"))
-    return ws, release
+    return ws, release, grading_sandbox
 
 
 def _job(toy, tmp_path, answers):
-    ws, release = toy
+    ws, release, sandbox = toy
     folder = tmp_path / "submitted"
     folder.mkdir()
     (folder / "toy.ipynb").write_text(nbformat.writes(toy_course.fill(release, answers)))
-    return Job("s1", str(folder), load_specs(ws)["toy"], asdict(execute_module.Limits(**TEST_LIMITS)))
+    return Job("s1", str(folder), load_specs(ws)["toy"], asdict(execute_module.Limits(**TEST_LIMITS)), sandbox)
 
 
 def test_a_kernel_that_fails_to_start_once_is_replaced_and_the_notebook_graded(toy, tmp_path, monkeypatch):
