@@ -28,7 +28,9 @@ The grader trusts only signed verdict lines; a test with no verdict scores 0.
 
 from __future__ import annotations
 
+import _imp
 import builtins
+import importlib.machinery
 import linecache
 import os
 import sys
@@ -122,6 +124,8 @@ def install(spec: dict, report_fd: int) -> None:
     _type_name = type.__dict__["__name__"].__get__                           # nor a metaclass's
     sign = make_signer(key)
     own_pid = os.getpid()
+    real_create_dynamic = _imp.create_dynamic
+    _module_spec = importlib.machinery.ModuleSpec
     _getframe = sys._getframe
     module_type = type(sys)
     function_type = type(install)
@@ -257,6 +261,9 @@ def install(spec: dict, report_fd: int) -> None:
         if list(sys.path_hooks) != path_hooks:
             changes.append("sys.path_hooks changed")
             sys.path_hooks[:] = path_hooks
+        if state["begun"] and _imp.create_dynamic is not load_extension:
+            changes.append("_imp.create_dynamic replaced")
+            _imp.create_dynamic = load_extension
         if gc_module is not None and list(gc_module.callbacks) != gc_callbacks:
             changes.append("gc.callbacks changed")
             gc_module.callbacks[:] = gc_callbacks
@@ -410,6 +417,16 @@ def install(spec: dict, report_fd: int) -> None:
             return p in ("/dev/null",)
         return any(p == r or p.startswith(r + os.sep) for r in read_roots)
 
+    def load_extension(spec, *file):
+        """``_imp.create_dynamic`` for the student: C extensions only from Python's and the course's
+        folders, never a shared library the notebook wrote (that would be native code in this process)."""
+        name, origin = str(spec.name), str(spec.origin)    # read once: the spec may be the student's object
+        path = _realpath(origin)
+        if path == sandbox or path.startswith(sandbox + os.sep) or not any(
+                path == r or path.startswith(r + os.sep) for r in read_roots):
+            raise PermissionError(f"autograder sandbox: loading the extension {origin!r} is not allowed")
+        return real_create_dynamic(_module_spec(name, None, origin=origin), *file)
+
     def refuse_process(*args, **kwargs):
         raise PermissionError("autograder sandbox: starting a process is not allowed while grading")
 
@@ -434,6 +451,7 @@ def install(spec: dict, report_fd: int) -> None:
                 # any audit event: replace it, and refuse a fresh import that would bring it back.
                 import _posixsubprocess
                 _posixsubprocess.fork_exec = refuse_process
+                _imp.create_dynamic = load_extension
             finally:
                 state["reentrant"] = False
             state["begun"] = True
@@ -455,8 +473,8 @@ def install(spec: dict, report_fd: int) -> None:
             return
         if not state["begun"]:
             return
-        if event == "import" and args and args[0] == "_posixsubprocess":
-            raise PermissionError("autograder sandbox: importing _posixsubprocess is not allowed")
+        if event == "import" and args and args[0] in ("_posixsubprocess", "_imp"):
+            raise PermissionError(f"autograder sandbox: importing {args[0]} afresh is not allowed")
         if event in ("os.kill", "os.killpg") and args and args[0] == own_pid:
             return   # the kernel interrupting itself (an interrupt_request from the grader)
         if event.startswith(ALWAYS_BLOCKED_AFTER_BEGIN):

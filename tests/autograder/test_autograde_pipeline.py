@@ -79,6 +79,7 @@ NATIVE_FLAGGED_WITH = {
     "signals": "exits or kills processes",
     "fill_disk": "opens files",
     "fd_exhaustion": "native file access",
+    "own_extension": "touches sys.modules",
     "segfault": "kernel died",
 }
 
@@ -155,6 +156,7 @@ def test_the_operating_system_stops_what_the_audit_hook_cannot_see(graded_toy, o
     fill = output("fill_disk")
     assert "stopped after" in fill and "OSError" in fill
     assert "descriptors exhausted after" in output("fd_exhaustion")
+    assert output("own_extension").count("refused") == 2
     assert any("kernel died" in f for f in flags("segfault"))
     # the attacked files are intact: the gradebook opens, the other student's notebook is as sent
     check(ws, for_writing=True)

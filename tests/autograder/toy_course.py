@@ -299,7 +299,7 @@ def plant_links(workspace: str) -> None:
 BREACH = "BREACH:"
 # The samples only the operating system stops (bubblewrap); the weak sandbox does not grade them.
 NATIVE = ["native_read", "native_write", "ctypes_libc", "proc_discovery", "network", "fork_bomb", "signals",
-          "fill_disk", "fd_exhaustion", "segfault"]
+          "fill_disk", "fd_exhaustion", "own_extension", "segfault"]
 
 
 def native_samples(put, nb_of, workspace: str, port: int) -> None:
@@ -434,5 +434,20 @@ def native_samples(put, nb_of, workspace: str, port: int) -> None:
         "for fd in held:\n"
         "    os.close(fd)\n"),
         "opening descriptors until EMFILE (RLIMIT_NOFILE), then letting go")
+    sample("own_extension", (
+        "import _bisect, importlib.machinery, importlib.util, shutil\n"
+        "shutil.copyfile(_bisect.__file__, 'mine.so')\n"
+        "for how in ('loader', 'sys.modules'):\n"
+        "    try:\n"
+        "        if how == 'sys.modules':\n"
+        "            import sys\n"
+        "            sys.modules.pop('_imp', None)\n"
+        "            importlib.import_module('_imp')\n"
+        "        loader = importlib.machinery.ExtensionFileLoader('_bisect', 'mine.so')\n"
+        "        importlib.util.module_from_spec(importlib.util.spec_from_loader('_bisect', loader))\n"
+        "        print('BREACH: loaded a shared library the notebook wrote', how)\n"
+        "    except Exception as e:\n"
+        "        print('refused', how, type(e).__name__)\n"),
+        "a C extension the notebook wrote itself (native code in the kernel, able to read its memory)")
     put("segfault", nb_of(answers(grad_answer="import faulthandler\nfaulthandler._sigsegv()")), 2, True,
         "a segmentation fault in native code: the kernel dies, later tests 0, the class goes on")
