@@ -19,9 +19,11 @@ start: $(VENV)/.installed
 	JUPYTER_CONFIG_PATH="$(CURDIR)/course/.jupyter" $(VENV)/bin/jupyter lab \
 		--ServerApp.ip=127.0.0.1 --ServerApp.root_dir=course $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
-# Debian packages the tests drive for real: the browser, and a PostgreSQL server for the gradebook.
+# Debian packages the tests drive for real: the browser, a PostgreSQL server for the gradebook,
+# and bubblewrap, the sandbox every grading kernel runs in.
 system-packages:
 	@need=""; command -v chromium >/dev/null 2>&1 || need="$$need chromium"; \
+	command -v bwrap >/dev/null 2>&1 || need="$$need bubblewrap"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$$need postgresql"; \
 	if [ -n "$$need" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \

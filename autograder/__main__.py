@@ -30,6 +30,7 @@ import shutil
 import subprocess
 import sys
 
+from autograder.grading.sandbox import SandboxUnavailable
 from autograder.grading.workspace import REPO_ROOT, Workspace, WorkspaceError
 
 
@@ -88,23 +89,25 @@ def cmd_collect(args) -> int:
 
 
 def cmd_autograde(args) -> int:
-    from autograder.grading.execute import Limits, sandbox_user
+    from autograder.grading.execute import Limits
     from autograder.grading.pipeline import autograde
+    from autograder.grading.sandbox import choose
 
     ws = _ws(args)
-    if os.geteuid() == 0 and sandbox_user() is None:
-        # Said every run: without the drop, the audit hook is the only barrier (SECURITY.md).
-        print("warning: grading as root, but the student kernels cannot run as user 'nobody' (it "
-              "cannot read this Python, e.g. a pyenv Python under /root): they run as root, with "
-              "the audit hook as the only barrier. Use a Python that 'nobody' can read, or a "
-              "container; see autograder/SECURITY.md.", file=sys.stderr)
+    ws.submissions(args.assignment[0] if args.assignment else None, args.student)   # unknown names first
+    sandbox = choose(allow_weak=args.allow_weak_sandbox)
+    if not sandbox.isolated:
+        # Said every run: native code in a student's kernel is not contained (SECURITY.md).
+        print(f"warning: grading in the weak sandbox ({sandbox.describe()}): native code in a notebook "
+              "(torch.from_file, for one) can read and write what this user can; see autograder/SECURITY.md.",
+              file=sys.stderr)
     limits = Limits(**ws.settings.get("limits", {}))
     if args.cell_timeout:
         limits.cell_timeout = args.cell_timeout
     if args.memory_mb:
         limits.memory_mb = args.memory_mb
     autograde(ws, args.assignment, args.student, workers=args.workers, limits=limits, force=args.force,
-              scheduler=args.scheduler, tls_dir=args.tls_dir)
+              allow_weak_sandbox=args.allow_weak_sandbox, scheduler=args.scheduler, tls_dir=args.tls_dir)
     return 0
 
 
@@ -149,7 +152,8 @@ def cmd_demo(args) -> int:
     from autograder.sample_class import run_demo
 
     return run_demo(workspace=args.workspace, workers=args.workers, db_url=args.db,
-                    assignments=args.assignment or None, scheduler=args.scheduler, tls_dir=args.tls_dir)
+                    assignments=args.assignment or None, allow_weak_sandbox=args.allow_weak_sandbox,
+                    scheduler=args.scheduler, tls_dir=args.tls_dir)
 
 
 def cmd_certificates(args) -> int:
@@ -221,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     d = common(sub.add_parser("demo", help="end-to-end demo on the bundled sample class"))
     d.set_defaults(workers=2)
     for sp in (g, d):
+        sp.add_argument("--allow-weak-sandbox", action="store_true",
+                        help="where bubblewrap cannot create namespaces, grade with resource limits and "
+                             "the audit hook only (native code in a notebook is then not contained)")
         sp.add_argument("--scheduler", help="grade on a Dask cluster: tcp://127.0.0.1:PORT, or tls://HOST:PORT "
                                             "with --tls-dir (see autograder/README.md)")
         sp.add_argument("--tls-dir", help="folder made by `python -m autograder certificates`")
@@ -247,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = globals()[f"cmd_{args.command}"]
     try:
         return handler(args)
-    except WorkspaceError as exc:
+    except (WorkspaceError, SandboxUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

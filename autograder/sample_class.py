@@ -297,7 +297,8 @@ def check_languages(ws: Workspace, results: list[dict]) -> list[str]:
 
 
 def run_demo(workspace: str | None = None, workers: int = 2, db_url: str | None = None,
-             assignments: list[str] | None = None, scheduler: str | None = None, tls_dir: str | None = None) -> int:
+             assignments: list[str] | None = None, allow_weak_sandbox: bool = False,
+             scheduler: str | None = None, tls_dir: str | None = None) -> int:
     """Build, collect the sample class, autograde in parallel, feedback, export, report, table."""
     from autograder.grading.feedback import generate
     from autograder.grading.pipeline import autograde
@@ -311,7 +312,8 @@ def run_demo(workspace: str | None = None, workers: int = 2, db_url: str | None 
     build(ws, os.path.join(REPO_ROOT, "solutions"), db_url=db_url, assignments=lessons)
     print(f"== collect: {write_sample_class(ws, lessons)} notebooks from {len(STUDENTS)} sample students")
     print(f"== autograde on the Dask cluster at {scheduler}" if scheduler else f"== autograde with {workers} worker(s)")
-    results = autograde(ws, workers=workers, force=True, scheduler=scheduler, tls_dir=tls_dir)
+    results = autograde(ws, workers=workers, force=True, allow_weak_sandbox=allow_weak_sandbox,
+                        scheduler=scheduler, tls_dir=tls_dir)
     withheld: list = []
     files = generate(ws, withheld=withheld)
     print(f"== feedback: {len(files)} HTML files under {ws.path('feedback')}"

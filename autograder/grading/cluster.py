@@ -5,7 +5,7 @@
     instructor:          python -m autograder autograde -w $WS --scheduler tls://grader.example.org:8786 --tls-dir certs/
 
 What does not change: each job is ``grade_one`` (preflight, the sandboxed kernel, scoring), now run
-on a worker; the result comes back to the instructor's process, which alone writes the gradebook,
+on a worker, in that worker's own sandbox (each worker is probed before the first job); the result comes back to the instructor's process, which alone writes the gradebook,
 one result at a time, as soon as it arrives.  A job carries everything it needs (the submission's
 files and the assignment's spec with its tests), because a worker sees no workspace.
 
@@ -24,6 +24,7 @@ needs TLS with the course's own certificate authority (``python -m autograder ce
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.metadata
 import ipaddress
@@ -36,6 +37,8 @@ import time
 from typing import Callable
 from urllib.parse import urlsplit
 
+from .results import Job
+from .sandbox import SandboxUnavailable, choose
 from .workers import Failure
 from .workspace import REPO_ROOT, WorkspaceError
 
@@ -189,35 +192,42 @@ def dask_command(role: str, address: str | None, tls_dir: str | None, extra: lis
 
 
 # ---------------------------------------------------------------- running the jobs
-def shipped(job: dict) -> dict:
-    """The job with the submission's files inside it, in place of a folder only this machine has."""
-    if "folder" not in job:
-        return job
+def shipped(job) -> tuple:
+    """The job without the folder only this machine has, and the submission's files to go with it."""
+    if not isinstance(job, Job):  # a test's stand-in task
+        return job, {}
     files = {}
-    for name in sorted(os.listdir(job["folder"])):
-        path = os.path.join(job["folder"], name)
+    for name in sorted(os.listdir(job.folder)):
+        path = os.path.join(job.folder, name)
         if os.path.isfile(path) and not os.path.islink(path) and os.path.getsize(path) <= MAX_SUBMISSION_FILE:
             with open(path, "rb") as fh:
                 files[name] = fh.read()
-    return {**{k: v for k, v in job.items() if k != "folder"}, "submission": files}
+    return dataclasses.replace(job, folder="", sandbox=None), files
 
 
-def run_shipped(task: Callable[[dict], dict], job: dict) -> dict:
-    """On the worker: lay the submission out in a private folder, then run the task as locally."""
-    if "submission" not in job:
+def run_shipped(task: Callable, job, files: dict[str, bytes], allow_weak_sandbox: bool):
+    """On the worker: the submission in a private folder, this machine's sandbox, then the task as locally."""
+    if not isinstance(job, Job):
         return task(job)
     with tempfile.TemporaryDirectory(prefix="ag-submission-") as folder:
-        for name, data in job["submission"].items():
+        for name, data in files.items():
             with open(os.path.join(folder, os.path.basename(name)), "wb") as fh:
                 fh.write(data)
-        local = {k: v for k, v in job.items() if k != "submission"}
-        return task({**local, "folder": folder})
+        return task(dataclasses.replace(job, folder=folder, sandbox=choose(allow_weak_sandbox)))
+
+
+def worker_sandbox(allow_weak_sandbox: bool) -> str:
+    """What a worker would grade in, or why it cannot (run on each worker before the first job)."""
+    try:
+        return choose(allow_weak_sandbox).describe()
+    except SandboxUnavailable as exc:
+        return f"unavailable: {exc}"
 
 
 def run_jobs_on_cluster(jobs: list[dict], task: Callable[[dict], dict], scheduler: str,
                         on_result: Callable[[dict, dict], None], on_failure: Callable[[dict, Failure], None],
-                        tls_dir: str | None = None, wait_for_workers: float = 60.0, poll: float = 1.0,
-                        reconnect_grace: float = 15.0) -> None:
+                        tls_dir: str | None = None, allow_weak_sandbox: bool = False, wait_for_workers: float = 60.0,
+                        poll: float = 1.0, reconnect_grace: float = 15.0) -> None:
     """Like ``workers.run_jobs``: every job ends in exactly one ``on_result`` or ``on_failure`` call,
     made here, in the caller's process, as soon as the job is done."""
     from distributed import Client, wait
@@ -240,10 +250,14 @@ def run_jobs_on_cluster(jobs: list[dict], task: Callable[[dict], dict], schedule
             raise ClusterError("refused: these workers would grade with other code or packages than this "
                                "machine; update them (same course commit, `pip install -r requirements.txt`) "
                                "or stop them: " + "; ".join(bad))
+        unsandboxed = [f"{address}: {kind}" for address, kind in
+                       sorted(client.run(worker_sandbox, allow_weak_sandbox).items()) if kind.startswith("unavailable")]
+        if unsandboxed:
+            raise ClusterError("refused: these workers cannot run the grading sandbox (give --allow-weak-sandbox "
+                               "only if you accept that): " + "; ".join(unsandboxed))
         stamp = f"{time.time():.0f}"
-        futures = {client.submit(run_shipped, task, shipped(job), pure=False,
-                                 key=f"grade-{job['student']}-{job['spec'].name}-{stamp}-{i}"): job
-                   for i, job in enumerate(jobs)}
+        futures = {client.submit(run_shipped, task, *shipped(job), allow_weak_sandbox, pure=False,
+                                 key=f"grade-{stamp}-{i}"): job for i, job in enumerate(jobs)}
         pending, lost_since = set(futures), None
         while pending:
             if not _scheduler_alive(client):

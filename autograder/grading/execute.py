@@ -5,11 +5,8 @@ from __future__ import annotations
 import asyncio
 import atexit
 import copy
-import hashlib
-import hmac
 import json
 import os
-import pwd
 import secrets
 import shutil
 import sys
@@ -24,9 +21,9 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BEGIN_SOURCE = '__import__("sys").audit("autograder.begin")'
-TEST_STUB = '__import__("sys").audit("autograder.test", {grade_id!r})'
+from .protocol import IMPORT_TIME_PREFIX, Verdict, verify
+from .sandbox import HOME, REPO_ROOT, Sandbox, bwrap_argv, choose, library_roots, sandbox_user
+
 KERNEL_COMMAND = [sys.executable, "-m", "autograder.grading.kernel"]
 WATCHDOG_SLACK = 60.0   # seconds past the notebook limit before the kernel is killed from outside
 # Kernels started at the same moment by two workers can race for a ZMQ port, and the loser dies
@@ -45,6 +42,7 @@ class Limits:
     output_cell_bytes: int = 64 * 1024  # outputs kept per cell
     output_total_bytes: int = 1024 * 1024
     threads: int = 1
+    disk_mb: int = 256                  # the kernel's home, and its /tmp, each (bubblewrap)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -53,12 +51,13 @@ class Limits:
 @dataclass
 class Execution:
     notebook: nbformat.NotebookNode
-    verdicts: dict = field(default_factory=dict)    # grade_id -> verdict record
+    verdicts: dict[str, Verdict] = field(default_factory=dict)
     events: list = field(default_factory=list)      # what went wrong while running
     seconds: float = 0.0
     kernel_log: str = ""
     start_error: str | None = None                  # set when the kernel never ran a cell: the grader's failure
     failed_starts: list = field(default_factory=list)   # one reason per kernel that failed to start
+    timings: dict = field(default_factory=dict)         # seconds: prepare, kernel_start, imports, cells, shutdown
 
 
 class CappedClient(NotebookClient):
@@ -75,11 +74,15 @@ class CappedClient(NotebookClient):
         self._total = 0
         self.truncated: dict[int, int] = {}
         self._executed = 0
+        self.first_cell: float | None = None    # when the kernel answered and the first cell went out
+        self.cells_done: float | None = None
         self._last_timeout = -10
         self.stuck = False
 
     async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
         self._executed += 1
+        if self.first_cell is None:
+            self.first_cell = time.monotonic()
         return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
 
     async def _async_handle_timeout(self, timeout, cell=None):
@@ -108,110 +111,36 @@ class CappedClient(NotebookClient):
         return super().output(outs, msg, display_id, cell_index)
 
 
-_USER_CACHE: list = []
-
-
-def sandbox_user() -> tuple[int, int] | None:
-    """The unprivileged user the kernel runs as when the grader runs as root.
-
-    None when the grader is not root, or when that user could not even read Python
-    itself (e.g. a pyenv Python under /root): then the audit hook alone keeps the
-    kernel out of the workspace.
-    """
-    if _USER_CACHE:
-        return _USER_CACHE[0]
-    user = None
-    if os.geteuid() == 0 and os.environ.get("AUTOGRADER_NO_UID_DROP") != "1":
-        try:
-            pw = pwd.getpwnam("nobody")
-            candidate = (pw.pw_uid, pw.pw_gid)
-        except KeyError:
-            candidate = None
-        if candidate is not None:
-            import sysconfig
-
-            needed = [sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"], REPO_ROOT]
-            pid = os.fork()
-            if pid == 0:  # child: can the unprivileged user read what a kernel needs?
-                try:
-                    os.setgroups([])
-                    os.setgid(candidate[1])
-                    os.setuid(candidate[0])
-                    ok = all(os.access(p, os.R_OK | os.X_OK) and os.listdir(p) is not None for p in needed)
-                except Exception:
-                    ok = False
-                os._exit(0 if ok else 1)
-            _, status = os.waitpid(pid, 0)
-            if os.waitstatus_to_exitcode(status) == 0:
-                user = candidate
-    _USER_CACHE.append(user)
-    return user
-
-
 def read_roots() -> list[str]:
-    """Folders the student's kernel may read: Python, its packages, the course libraries."""
-    import coursework  # noqa: F401  - the course helpers live next to chainrule
-
-    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, "/usr", "/lib", "/lib64", "/etc/localtime",
-             "/etc/mime.types", "/usr/share/zoneinfo",
-             "/proc/cpuinfo", "/proc/meminfo", "/proc/stat", "/sys/devices/system/cpu", "/sys/fs/cgroup",
-             "/dev/urandom", "/dev/null", "/dev/shm"}
-    for mod in ("coursework", "chainrule"):
-        m = sys.modules.get(mod)
-        if m is None:
-            try:
-                m = __import__(mod)
-            except Exception:
-                continue
-        roots.add(os.path.dirname(os.path.dirname(os.path.abspath(m.__file__))) if mod == "coursework"
-                  else os.path.dirname(os.path.abspath(m.__file__)))
+    """Folders the guard lets the student's kernel read: Python, its packages, the course libraries."""
+    roots = set(library_roots()) | {"/usr", "/lib", "/lib64", "/etc/localtime", "/etc/mime.types",
+                                     "/usr/share/zoneinfo", "/proc/cpuinfo", "/proc/meminfo", "/proc/stat",
+                                     "/sys/devices/system/cpu", "/sys/fs/cgroup", "/dev/urandom", "/dev/null",
+                                     "/dev/shm"}
     import site
 
     roots.update(site.getsitepackages())
     return sorted(roots)
 
 
-def verify_reports(path: str, key: bytes) -> tuple[dict, list[str]]:
-    verdicts: dict = {}
-    problems: list[str] = []
-    last = 0
-    with open(path, "rb") as fh:
-        data = fh.read(8 * 1024 * 1024)
-    for raw in data.splitlines():
-        try:
-            outer = json.loads(raw)
-            body, mac = outer["body"], outer["mac"]
-            good = hmac.compare_digest(hmac.new(key, body.encode(), hashlib.sha256).hexdigest(), mac)
-        except Exception:
-            good = False
-        if not good:
-            problems.append("forged or damaged verdict line ignored")
-            continue
-        rec = json.loads(body)
-        if rec.get("seq", 0) <= last:
-            problems.append("replayed verdict line ignored")
-            continue
-        last = rec["seq"]
-        gid = rec.get("grade_id")
-        if rec.get("status") in ("repeat", "refused"):
-            continue
-        verdicts.setdefault(gid, rec)
-    return verdicts, problems
-
-
 def execute(nb: nbformat.NotebookNode, tests: dict[str, str], limits: Limits,
             files: dict[str, bytes] | None = None, preludes: dict[str, str] | None = None,
-            kernel_display: str = "Python 3 (autograder sandbox)", extra_imports: list | None = None) -> Execution:
+            kernel_display: str = "Python 3 (autograder sandbox)", extra_imports: list | None = None,
+            sandbox: Sandbox | None = None) -> Execution:
     """Run ``nb`` (already prepared: begin cell first, test stubs in place) in a fresh sandbox.
 
-    A kernel that fails before the first cell is sent (no student code has run) is the
-    grader's failure: the notebook is run again on a fresh kernel, up to ``START_ATTEMPTS``
-    times.  If none starts, the result has ``start_error`` set, never a student's zero.
+    ``sandbox`` is the one the grader chose at start (``sandbox.choose``); by default
+    bubblewrap, and an error where it cannot run.  A kernel that fails before the first
+    cell is sent (no student code has run) is the grader's failure: the notebook is run
+    again on a fresh kernel, up to ``START_ATTEMPTS`` times.  If none starts, the result
+    has ``start_error`` set, never a student's zero.
     """
+    sandbox = sandbox or choose()
     failed: list[str] = []
     spent = 0.0
     while True:
-        result = _execute_once(copy.deepcopy(nb), tests, limits, files, preludes, kernel_display, extra_imports)
+        result = _execute_once(copy.deepcopy(nb), tests, limits, files, preludes, kernel_display, extra_imports,
+                               sandbox)
         spent += result.seconds
         if result.start_error is None:
             break
@@ -228,55 +157,77 @@ def execute(nb: nbformat.NotebookNode, tests: dict[str, str], limits: Limits,
     return result
 
 
-def _execute_once(nb: nbformat.NotebookNode, tests: dict[str, str], limits: Limits,
-                  files: dict[str, bytes] | None, preludes: dict[str, str] | None,
-                  kernel_display: str, extra_imports: list | None) -> Execution:
-    start = time.monotonic()
-    private = tempfile.mkdtemp(prefix="ag-private-")       # grader-only: spec, verdicts
-    sandbox = tempfile.mkdtemp(prefix="ag-sandbox-")       # the kernel's whole world
-    os.chmod(private, 0o700)
-    os.chmod(sandbox, 0o700)
-    key = secrets.token_bytes(32)
-    report_path = os.path.join(private, "verdicts.jsonl")
-    log_path = os.path.join(private, "kernel.log")
-    for p in (report_path, log_path):
-        open(p, "wb").close()
-        os.chmod(p, 0o600)
+def _prepare_kernel(private: str, handoff: str, sandbox: Sandbox, spec: dict,
+                    files: dict[str, bytes] | None, limits: Limits) -> tuple[list[str], str]:
+    """Write what the kernel reads at start into ``handoff``: its argv, and the folder it may write.
+
+    The verdict file and the log stay in ``private``; the kernel opens them through hard
+    links in ``handoff`` and removes those names, with the spec, before any student code.
+    """
+    report, log = os.path.join(private, "verdicts.jsonl"), os.path.join(private, "kernel.log")
+    for path in (report, log):
+        open(path, "wb").close()
+        os.chmod(path, 0o600)
+        os.link(path, os.path.join(handoff, os.path.basename(path)))
+    release = os.path.join(handoff, "files")
+    os.mkdir(release)
     for name, content in (files or {}).items():
-        with open(os.path.join(sandbox, os.path.basename(name)), "wb") as fh:
+        with open(os.path.join(release, os.path.basename(name)), "wb") as fh:
             fh.write(content)
-    user = sandbox_user()
-    spec = {
-        "key": key.hex(), "tests": tests, "extra_imports": list(extra_imports or []), "preludes": preludes or {}, "sandbox": sandbox,
-        "report": report_path, "log": log_path, "limits": limits.as_dict(), "read_roots": read_roots(),
+    spec_path = os.path.join(handoff, "spec.json")
+    if sandbox.isolated:
+        home, user, argv = HOME, None, bwrap_argv(sandbox.bwrap, handoff, limits.disk_mb)
+    else:
+        home, user, argv = tempfile.mkdtemp(prefix="ag-sandbox-"), sandbox_user(), []
+    spec.update({
+        "sandbox": home, "files": release, "read_roots": read_roots(),
+        "report": os.path.join(handoff, "verdicts.jsonl"), "log": os.path.join(handoff, "kernel.log"),
+        "remove": [os.path.join(handoff, name) for name in ("verdicts.jsonl", "kernel.log", "files")],
         "uid": user[0] if user else None, "gid": user[1] if user else None, "repo_root": REPO_ROOT,
-    }
-    spec_path = os.path.join(private, "spec.json")
+        "copy_connection": not sandbox.isolated,
+    })
     with open(spec_path, "w") as fh:
         json.dump(spec, fh)
     os.chmod(spec_path, 0o600)
+    return [*argv, *KERNEL_COMMAND, "--spec", spec_path, "-f", "{connection_file}"], home
+
+
+def _execute_once(nb: nbformat.NotebookNode, tests: dict[str, str], limits: Limits,
+                  files: dict[str, bytes] | None, preludes: dict[str, str] | None,
+                  kernel_display: str, extra_imports: list | None, sandbox: Sandbox) -> Execution:
+    start = time.monotonic()
+    private = tempfile.mkdtemp(prefix="ag-private-")       # grader-only: verdicts, log
+    handoff = tempfile.mkdtemp(prefix="ag-kernel-")        # shared with the kernel: spec, ZMQ sockets
+    key = secrets.token_bytes(32)
+    spec = {"key": key.hex(), "tests": tests, "extra_imports": list(extra_imports or []),
+            "preludes": preludes or {}, "limits": limits.as_dict()}
+    argv, home = _prepare_kernel(private, handoff, sandbox, spec, files, limits)
 
     km = AsyncKernelManager()
-    km._kernel_spec = KernelSpec(
-        argv=[*KERNEL_COMMAND, "--spec", spec_path, "-f", "{connection_file}"],
-        display_name=kernel_display, language="python",
-        env={"PYTHONPATH": REPO_ROOT},
-    )
-    km.connection_file = os.path.join(private, "connection.json")
+    # Interrupts travel as a control message, which the kernel turns into its own SIGINT:
+    # a signal from outside would reach bubblewrap, not the kernel in its pid namespace.
+    km._kernel_spec = KernelSpec(argv=argv, display_name=kernel_display, language="python",
+                                 interrupt_mode="message")
+    if sandbox.isolated:
+        km.transport, km.ip = "ipc", os.path.join(handoff, "zmq")   # no TCP across the net namespace
+    km.connection_file = os.path.join(handoff if sandbox.isolated else private, "connection.json")
     client = CappedClient(
         nb, km=km, timeout=limits.cell_timeout, allow_errors=True, interrupt_on_timeout=True,
         error_on_timeout={"ename": "CellTimeoutError",
                           "evalue": f"cell did not finish in {limits.cell_timeout:g} s (interrupted)",
                           "traceback": [f"CellTimeoutError: cell did not finish in {limits.cell_timeout:g} s"]},
         startup_timeout=limits.startup_timeout, record_timing=False, shutdown_kernel="immediate",
-        resources={"metadata": {"path": sandbox}},
+        resources={"metadata": {"path": handoff if sandbox.isolated else home}},
         cell_cap=limits.output_cell_bytes, total_cap=limits.output_total_bytes,
     )
     result = Execution(notebook=nb)
+    # The kernel's environment is this, not the grader's (which may hold a database password).
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "PYTHONPATH": REPO_ROOT}
+    prepared = time.monotonic()
 
     async def run():
         try:
-            await asyncio.wait_for(client.async_execute(), timeout=limits.notebook_timeout)
+            await asyncio.wait_for(client.async_execute(env=env), timeout=limits.notebook_timeout)
         except Exception as exc:  # noqa: BLE001 - recorded, never lost
             if not client._executed:
                 # No cell was sent, so nothing of the student's ran: the kernel failed to start.
@@ -288,10 +239,11 @@ def _execute_once(nb: nbformat.NotebookNode, tests: dict[str, str], limits: Limi
                 result.events.append(f"notebook stopped after {limits.notebook_timeout:g} s (time limit)")
             elif isinstance(exc, DeadKernelError):
                 result.events.append("kernel stopped: it ignored interrupts after a cell timeout" if client.stuck
-                                     else "kernel died (sys.exit/os._exit/killed/out of memory)")
+                                     else "kernel died (sys.exit/os._exit/killed/crashed/out of memory)")
             else:
                 result.events.append(f"execution error: {type(exc).__name__}: {exc}"[:500])
         finally:
+            client.cells_done = time.monotonic()
             try:
                 if km.has_kernel:
                     await km.shutdown_kernel(now=True)
@@ -308,20 +260,41 @@ def _execute_once(nb: nbformat.NotebookNode, tests: dict[str, str], limits: Limi
         asyncio.run(run())
         for idx, dropped in client.truncated.items():
             result.events.append(f"output flood cut off in cell {idx} ({dropped} bytes dropped)")
-        result.verdicts, problems = verify_reports(report_path, key)
+        result.verdicts, problems = verify(os.path.join(private, "verdicts.jsonl"), key)
         result.events.extend(problems)
+        with open(os.path.join(private, "kernel.log"), "rb") as fh:
+            head = fh.read(4096).decode("utf-8", "replace")    # holds the kernel's timing line
+            fh.seek(max(0, os.fstat(fh.fileno()).st_size - 2000))
+            tail = fh.read().decode("utf-8", "replace")
         if any("died" in e or "execution error" in e for e in result.events):
-            with open(log_path, "rb") as fh:
-                fh.seek(max(0, os.path.getsize(log_path) - 2000))
-                result.kernel_log = fh.read().decode("utf-8", "replace")
+            result.kernel_log = tail
+        ended = time.monotonic()
+        result.timings = _timings(start, prepared, client, ended, head)
     finally:
         watchdog.cancel()
         # nbclient leaves this behind when the kernel never started; the kernel is gone either way.
         atexit.unregister(client._cleanup_kernel)
         shutil.rmtree(private, ignore_errors=True)
-        shutil.rmtree(sandbox, ignore_errors=True)
+        shutil.rmtree(handoff, ignore_errors=True)
+        if not sandbox.isolated:
+            shutil.rmtree(home, ignore_errors=True)
     result.seconds = time.monotonic() - start
     return result
+
+
+def _timings(start: float, prepared: float, client: "CappedClient", ended: float, log: str) -> dict:
+    """Where the notebook's time went, in seconds (the kernel logs its own import time)."""
+    first = client.first_cell or client.cells_done or ended
+    done = client.cells_done or ended
+    imports = 0.0
+    for line in log.splitlines():
+        if line.startswith(IMPORT_TIME_PREFIX):
+            try:
+                imports = float(line[len(IMPORT_TIME_PREFIX):])
+            except ValueError:
+                pass
+    return {"prepare": round(prepared - start, 3), "kernel_start": round(max(0.0, first - prepared - imports), 3),
+            "imports": round(imports, 3), "cells": round(done - first, 3), "shutdown": round(ended - done, 3)}
 
 
 def _kill_kernel(km, result) -> None:

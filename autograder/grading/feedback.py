@@ -14,9 +14,10 @@ import json
 import os
 
 import nbformat
-from nbconvert import HTMLExporter
 
 from .assignment import hidden_lines, nbmeta
+from .offline_math import exporter as offline_exporter
+from .offline_math import offline_math
 from .pipeline import load_specs
 from .workspace import Workspace, WorkspaceError
 
@@ -89,8 +90,8 @@ def feedback_notebook(ws: Workspace, student: str, assignment: str, nbname: str,
 
 
 def render(nb: nbformat.NotebookNode, secrets: list[str]) -> str:
-    exporter = HTMLExporter(template_name="classic")
-    body, _ = exporter.from_notebook_node(nb)
+    offline_math(nb)   # formulas drawn here: the page loads nothing from a CDN
+    body, _ = offline_exporter().from_notebook_node(nb)
     for line in secrets:
         if line in body or html.escape(line) in body or html.escape(line, quote=False) in body:
             raise LeakError(f"hidden test text would leak into feedback: {line[:60]!r}")

@@ -8,30 +8,34 @@ the installed ones, and the hook refuses the few doors that lead to a closure
 (``gc.get_referrers``/``get_objects``, ``ctypes``, frame introspection while a test
 runs), so the student's namespace cannot read or rewrite it.
 
-Protocol (the grader writes these cells; the student never sees their content):
+Its side of :mod:`autograder.grading.protocol` (the grader writes these cells; the student
+never sees their content):
 
-* ``sys.audit("autograder.begin")``: first cell, before student code; turns
+* ``begin_cell()``, the ``BEGIN_EVENT``: first cell, before student code; turns
   enforcement on and remembers IPython's namespace.
-* ``sys.audit("autograder.test", grade_id)``: stands where a test cell stands.  The
+* ``stub_cell(grade_id)``, the ``TEST_EVENT``: stands where a test cell stands.  The
   hook (1) compares every protected module, class and builtin with the snapshot and
   puts back whatever the student replaced (and reports it), (2) runs the trusted
   test source in a fresh namespace built from the student's answers, with pristine
   builtins and freshly imported helpers, (3) checks the protected state again,
   (4) writes an HMAC-signed verdict line to a file descriptor opened before the
-  student existed.  Exceptions raised by the test (the diagnostic messages) reach
-  the cell's output, so the notebook still shows the student what went wrong.
+  student existed.  A failed test becomes the cell's error output: the check's message
+  (expected, got, diagnosis) and the frames of the student's own code, nothing of the
+  guard or of the trusted source, so the notebook shows the student what went wrong.
 
 The grader trusts only signed verdict lines; a test with no verdict scores 0.
 """
 
 from __future__ import annotations
 
+import _imp
 import builtins
-import hashlib
-import hmac
-import json
+import importlib.machinery
+import linecache
 import os
 import sys
+
+from .protocol import BEGIN_EVENT, TEST_EVENT, make_signer
 
 # Modules whose attributes the tests rely on.  Submodules of these that are loaded
 # when the guard is installed are protected too.
@@ -113,8 +117,15 @@ def install(spec: dict, report_fd: int) -> None:
     sandbox = os.path.realpath(spec["sandbox"])
     read_roots = tuple(os.path.realpath(p) for p in spec["read_roots"])
     _getattr, _id, _isinstance, _type, _len = getattr, id, isinstance, type, len
-    _realpath, _dumps, _write, _compile, _exec = os.path.realpath, json.dumps, os.write, compile, exec
-    _hmac_new, _sha256, _fspath = hmac.new, hashlib.sha256, os.fspath
+    _realpath, _write, _compile, _exec = os.path.realpath, os.write, compile, exec
+    _fspath, _hasattr, _getline = os.fspath, hasattr, linecache.getline
+    _exception_traceback = BaseException.__dict__["__traceback__"].__get__   # no subclass property runs
+    _set_traceback = BaseException.__dict__["__traceback__"].__set__
+    _type_name = type.__dict__["__name__"].__get__                           # nor a metaclass's
+    sign = make_signer(key)
+    own_pid = os.getpid()
+    real_create_dynamic = _imp.create_dynamic
+    _module_spec = importlib.machinery.ModuleSpec
     _getframe = sys._getframe
     module_type = type(sys)
     function_type = type(install)
@@ -250,6 +261,9 @@ def install(spec: dict, report_fd: int) -> None:
         if list(sys.path_hooks) != path_hooks:
             changes.append("sys.path_hooks changed")
             sys.path_hooks[:] = path_hooks
+        if state["begun"] and _imp.create_dynamic is not load_extension:
+            changes.append("_imp.create_dynamic replaced")
+            _imp.create_dynamic = load_extension
         if gc_module is not None and list(gc_module.callbacks) != gc_callbacks:
             changes.append("gc.callbacks changed")
             gc_module.callbacks[:] = gc_callbacks
@@ -272,9 +286,7 @@ def install(spec: dict, report_fd: int) -> None:
     def report(record: dict) -> None:
         state["seq"] += 1
         record["seq"] = state["seq"]
-        body = _dumps(record, sort_keys=True, default=str)
-        mac = _hmac_new(key, body.encode(), _sha256).hexdigest()
-        line = (_dumps({"body": body, "mac": mac}) + "\n").encode()
+        line = sign(record)
         try:
             while line:
                 n = _write(report_fd, line)
@@ -309,10 +321,18 @@ def install(spec: dict, report_fd: int) -> None:
         except BaseException as exc:  # noqa: BLE001 - every failure is a verdict
             error = exc
             record["status"] = "timeout" if _isinstance(exc, KeyboardInterrupt) else "fail"
+            ename = _type_name(_type(exc))
             try:
-                record["error"] = f"{_type(exc).__name__}: {exc}"[:4000]
+                record["error"] = f"{ename}: {exc}"[:4000]
             except BaseException:
-                record["error"] = _type(exc).__name__
+                record["error"] = ename
+            # Still inside the test (frame doors closed): the student's exception's __str__ and
+            # the lines of their own cells are read here.
+            try:
+                shown = failure_display(exc, ename, record["error"])
+            except BaseException:  # noqa: BLE001 - e.g. MemoryError while the test's frames hold memory
+                shown = (ename, "", [record["error"]])
+            _set_traceback(exc, None)   # let go of the test's frames (and what they hold) now
         finally:
             state["in_test"] -= 1
         after = check_and_restore()
@@ -320,23 +340,66 @@ def install(spec: dict, report_fd: int) -> None:
         if after and record["status"] == "pass":
             record["status"] = "tampered"
         report(record)
+        if after and error is None:
+            message = "autograder: the code under test changed protected modules: " + "; ".join(after[:5])
+            error, shown = RuntimeError(message), ("RuntimeError", message, [f"RuntimeError: {message}"])
         if error is not None:
+            show(error, shown)
+
+    def failure_display(exc: BaseException, ename: str, line: str) -> tuple:
+        """(name, message, traceback lines) of a failed test: the frames of the student's own code
+        and the check's message, nothing of the guard or of the trusted test source."""
+        state["reentrant"] = True   # reading tb_frame is audited; these are the guard's own reads
+        try:
+            frames = []
+            tb = _exception_traceback(exc)
+            while tb is not None:
+                code = tb.tb_frame.f_code
+                if student_file(code.co_filename):
+                    frames.append((code.co_filename, tb.tb_lineno, code.co_name))
+                tb = tb.tb_next
+        finally:
+            state["reentrant"] = False
+        lines = []
+        for filename, lineno, name in frames:
+            where = "your code" if filename.startswith(("<ipython-input", cell_dir_of())) else filename
+            lines.append(f"  {where}, line {lineno}, in {name}")
+            text = _getline(filename, lineno).strip()
+            if text:
+                lines.append(f"    {text}")
+        if lines:
+            lines.insert(0, "Traceback of your code (most recent call last):")
+        lines.append(line)
+        return ename, line[len(ename) + 2:], lines
+
+    def show(error: BaseException, shown: tuple) -> None:
+        """The failure as the cell's error output; without IPython, the exception itself."""
+        shell = state.get("shell")
+        if shell is None or not _hasattr(shell, "_showtraceback"):
             raise error
-        if after:
-            raise RuntimeError("autograder: the code under test changed protected modules: "
-                               + "; ".join(after[:5]))
+        if _isinstance(error, KeyboardInterrupt):
+            return   # the grader adds its own "cell did not finish" error
+        ename, message, lines = shown
+        shell._showtraceback(_type(ename, (Exception,), {}), message, lines)
+
+    def cell_dir_of() -> str:
+        return state["cell_dir"] or "<no cell folder>"
+
+    def student_file(fn: str) -> bool:
+        """Whether code compiled from this file name is the student's (a notebook cell)."""
+        cell_dir = state["cell_dir"]
+        return fn == "<string>" or bool(cell_dir and fn.startswith(cell_dir)) or fn.startswith(sandbox) \
+            or fn.startswith("<ipython-input")
 
     # ---------------------------------------------------------------- the hook
     def student_frame_on_top() -> bool:
         """Whether code written by the student runs above the test currently executing."""
         frame = _getframe(2)
-        cell_dir = state["cell_dir"]
         while frame is not None:
             fn = frame.f_code.co_filename
             if fn.startswith("<autograder-test") or fn.startswith("<autograder-prelude"):
                 return False
-            if fn == "<string>" or (cell_dir and fn.startswith(cell_dir)) or fn.startswith(sandbox) \
-                    or fn.startswith("<ipython-input"):
+            if student_file(fn):
                 return True
             frame = frame.f_back
         return False
@@ -354,13 +417,23 @@ def install(spec: dict, report_fd: int) -> None:
             return p in ("/dev/null",)
         return any(p == r or p.startswith(r + os.sep) for r in read_roots)
 
+    def load_extension(spec, *file):
+        """``_imp.create_dynamic`` for the student: C extensions only from Python's and the course's
+        folders, never a shared library the notebook wrote (that would be native code in this process)."""
+        name, origin = str(spec.name), str(spec.origin)    # read once: the spec may be the student's object
+        path = _realpath(origin)
+        if path == sandbox or path.startswith(sandbox + os.sep) or not any(
+                path == r or path.startswith(r + os.sep) for r in read_roots):
+            raise PermissionError(f"autograder sandbox: loading the extension {origin!r} is not allowed")
+        return real_create_dynamic(_module_spec(name, None, origin=origin), *file)
+
     def refuse_process(*args, **kwargs):
         raise PermissionError("autograder sandbox: starting a process is not allowed while grading")
 
     def hook(event, args):
         if state["reentrant"]:
             return
-        if event == "autograder.test":
+        if event == TEST_EVENT:
             state["reentrant"] = True
             try:
                 grade_id = str(args[0])
@@ -368,7 +441,7 @@ def install(spec: dict, report_fd: int) -> None:
                 state["reentrant"] = False
             run_test(grade_id)
             return
-        if event == "autograder.begin":
+        if event == BEGIN_EVENT:
             if state["begun"]:
                 return
             state["reentrant"] = True
@@ -378,6 +451,7 @@ def install(spec: dict, report_fd: int) -> None:
                 # any audit event: replace it, and refuse a fresh import that would bring it back.
                 import _posixsubprocess
                 _posixsubprocess.fork_exec = refuse_process
+                _imp.create_dynamic = load_extension
             finally:
                 state["reentrant"] = False
             state["begun"] = True
@@ -399,8 +473,10 @@ def install(spec: dict, report_fd: int) -> None:
             return
         if not state["begun"]:
             return
-        if event == "import" and args and args[0] == "_posixsubprocess":
-            raise PermissionError("autograder sandbox: importing _posixsubprocess is not allowed")
+        if event == "import" and args and args[0] in ("_posixsubprocess", "_imp"):
+            raise PermissionError(f"autograder sandbox: importing {args[0]} afresh is not allowed")
+        if event in ("os.kill", "os.killpg") and args and args[0] == own_pid:
+            return   # the kernel interrupting itself (an interrupt_request from the grader)
         if event.startswith(ALWAYS_BLOCKED_AFTER_BEGIN):
             raise PermissionError(f"autograder sandbox: {event} is not allowed while grading")
         if event == "object.__setattr__" or event == "object.__delattr__":

@@ -22,10 +22,15 @@ from dataclasses import asdict
 import nbformat
 
 from .assignment import AssignmentSpec, load_assignment
-from .execute import WATCHDOG_SLACK, Limits, execute
-from .preflight import prepare
+from .execute import WATCHDOG_SLACK, Execution, Limits, execute
+from .preflight import Prepared, prepare
 from .progress import Progress
+from .results import INFO, REVIEW, CellResult, Job, NotebookResult, SubmissionResult
+from .protocol import Status
+from .sandbox import Sandbox, choose
 from .workers import run_jobs
+from .gradebook import RunLock
+from .gradebook import check as check_gradebook
 from .workspace import Workspace
 
 
@@ -33,52 +38,49 @@ def load_specs(ws: Workspace) -> dict[str, AssignmentSpec]:
     return {a: load_assignment(ws.path("source", a), ws.path("release", a), a) for a in ws.assignments()}
 
 
-def _score(spec_nb, prep, execution) -> tuple[dict, list]:
-    cells, flags = {}, []
+def _score(spec_nb, prep: Prepared, execution: Execution | None) -> tuple[dict[str, CellResult], list]:
+    cells: dict[str, CellResult] = {}
+    flags: list[tuple[str, str]] = []
     verdicts = execution.verdicts if execution else {}
     events = execution.events if execution else []
     for gid, tc in spec_nb.tests.items():
         v = verdicts.get(gid)
-        rec = {"max": tc.points, "score": 0.0, "status": "not run", "error": None}
-        if v is None:
-            if prep.notebook is not None:
-                rec["status"] = "no verdict"
-        else:
-            rec["status"] = v.get("status")
-            rec["error"] = v.get("error")
-            if v.get("status") == "pass":
-                rec["score"] = tc.points
-            if v.get("status") == "timeout":
-                flags.append(("info", f"{gid}: the test was interrupted after the cell time limit"))
-            if v.get("tampered_before"):
-                flags.append(("review", f"{gid}: protected state changed before the test, restored: "
-                                        + "; ".join(v["tampered_before"][:6])))
-            if v.get("tampered_during"):
-                flags.append(("review", f"{gid}: protected state changed while the test ran (scored 0): "
-                                        + "; ".join(v["tampered_during"][:6])))
-        cells[gid] = rec
+        cell = CellResult(max=tc.points, status=Status.NOT_RUN if prep.notebook is None else Status.NO_VERDICT)
+        if v is not None:
+            cell.status, cell.error = v.status, v.error
+            if v.status is Status.PASS:
+                cell.score = tc.points
+            if v.status is Status.TIMEOUT:
+                flags.append((INFO, f"{gid}: the test was interrupted after the cell time limit"))
+            if v.tampered_before:
+                flags.append((REVIEW, f"{gid}: protected state changed before the test, restored: "
+                                      + "; ".join(v.tampered_before[:6])))
+            if v.tampered_during:
+                flags.append((REVIEW, f"{gid}: protected state changed while the test ran (scored 0): "
+                                      + "; ".join(v.tampered_during[:6])))
+        cells[gid] = cell
     for cause, after in _stopped_answer_cells(execution):
-        flags.append(("info", cause))
+        flags.append((INFO, cause))
         for gid in after:
-            if gid in cells and cells[gid]["status"] not in ("pass", "timeout"):
-                cells[gid].setdefault("cause", cause)
+            if gid in cells and cells[gid].status not in (Status.PASS, Status.TIMEOUT):
+                cells[gid].cause = cells[gid].cause or cause
     if execution and execution.start_error:
         # The kernel never ran a cell: these zeros are the grader's failure, to re-run, not the student's.
-        for rec in cells.values():
-            rec["status"] = "grader error"
+        for cell in cells.values():
+            cell.status = Status.GRADER_ERROR
         tries = len(execution.failed_starts)
-        flags.append(("review", f"grader error: the kernel could not start ({tries} attempt(s), last: "
-                                f"{execution.start_error}); re-run autograde for this student"))
+        flags.append((REVIEW, f"grader error: the kernel could not start ({tries} attempt(s), last: "
+                              f"{execution.start_error}); re-run autograde for this student"))
         return cells, flags
-    missing = [g for g, r in cells.items() if r["status"] == "no verdict"]
+    missing = [g for g, c in cells.items() if c.status is Status.NO_VERDICT]
     if missing:
         why = "; ".join(events) or "the test cell did not reach the grader (cell rewritten or never executed)"
-        flags.append(("review", f"no verdict for {missing}: {why}"))
+        flags.append((REVIEW, f"no verdict for {missing}: {why}"))
     for e in events:
         if "output flood" in e:
-            flags.append(("info", e))
+            flags.append((INFO, e))
         elif "forged" in e or "replayed" in e:
-            flags.append(("review", f"{e} (someone wrote to the grader's verdict channel)"))
+            flags.append((REVIEW, f"{e} (someone wrote to the grader's verdict channel)"))
     return cells, flags
 
 
@@ -130,16 +132,17 @@ def _autograded_notebook(spec_nb, prep, execution) -> nbformat.NotebookNode:
     return out
 
 
-def grade_one(job: dict) -> dict:
+def grade_one(job: Job) -> SubmissionResult:
     """Worker: preflight, run, score one student's assignment.  Never raises."""
     t0 = time.monotonic()
-    spec: AssignmentSpec = job["spec"]
-    result = {"student": job["student"], "assignment": spec.name, "notebooks": {}, "flags": [],
-              "max_score": spec.max_score(), "submission_digest": job.get("submission_digest")}
+    spec = job.spec
+    sandbox = job.sandbox or choose()
+    result = SubmissionResult(job.student, spec.name, spec.max_score(), sandbox.describe(),
+                              submission_digest=job.submission_digest)
     taken: set = set()
     for spec_nb in spec.notebooks:
         try:
-            prep = prepare(job["folder"], spec_nb, taken)
+            prep = prepare(job.folder, spec_nb, taken)
             if prep.file_used:
                 taken.add(prep.file_used)
             execution = None
@@ -147,49 +150,44 @@ def grade_one(job: dict) -> dict:
                 extra = ["torch._dynamo"] if any("torch.func" in c.source or "vmap" in c.source
                                                  for c in spec_nb.cells) else []
                 execution = execute(prep.notebook, {g: c.source for g, c in spec_nb.tests.items()},
-                                    Limits(**job["limits"]), files=spec.files, preludes=spec_nb.preludes(),
-                                    extra_imports=extra)
+                                    Limits(**job.limits), files=spec.files, preludes=spec_nb.preludes(),
+                                    extra_imports=extra, sandbox=sandbox)
             cells, flags = _score(spec_nb, prep, execution)
-            nbres = {"file_used": prep.file_used, "cells": cells,
-                     "flags": [list(f) for f in prep.flags + flags],
-                     "events": execution.events if execution else [],
-                     "kernel_log": execution.kernel_log if execution else "",
-                     "seconds": round(execution.seconds, 2) if execution else 0.0,
-                     "notebook": nbformat.writes(_autograded_notebook(spec_nb, prep, execution))
-                     if prep.notebook is not None else None}
+            nbres = NotebookResult(prep.file_used, cells, [tuple(f) for f in prep.flags] + flags)
+            if execution:
+                nbres.events, nbres.kernel_log = execution.events, execution.kernel_log
+                nbres.seconds, nbres.timings = round(execution.seconds, 2), execution.timings
+            if prep.notebook is not None:
+                nbres.notebook = nbformat.writes(_autograded_notebook(spec_nb, prep, execution))
         except Exception as exc:  # noqa: BLE001 - recorded as a result, never lost
-            nbres = {"file_used": None, "notebook": None, "events": [], "seconds": 0.0,
-                     "cells": {g: {"max": c.points, "score": 0.0, "status": "grader error", "error": None}
-                               for g, c in spec_nb.tests.items()},
-                     "flags": [["review", f"grader error: {type(exc).__name__}: {exc}"],
-                               ["review", traceback.format_exc()[-1500:]]]}
-        result["notebooks"][spec_nb.name] = nbres
-    result["score"] = sum(c["score"] for nb in result["notebooks"].values() for c in nb["cells"].values())
-    result["flagged"] = any(f[0] == "review" for nb in result["notebooks"].values() for f in nb["flags"])
-    result["seconds"] = round(time.monotonic() - t0, 2)
+            nbres = NotebookResult(None, {g: CellResult(c.points, status=Status.GRADER_ERROR)
+                                          for g, c in spec_nb.tests.items()},
+                                   [(REVIEW, f"grader error: {type(exc).__name__}: {exc}"),
+                                    (REVIEW, traceback.format_exc()[-1500:])])
+        result.notebooks[spec_nb.name] = nbres
+    result.seconds = round(time.monotonic() - t0, 2)
     return result
 
 
-def job_deadline(job: dict) -> float:
+def job_deadline(job: Job) -> float:
     """Seconds after which a job's worker is presumed stuck: every notebook at its limits, and slack."""
-    limits = Limits(**job["limits"])
+    limits = Limits(**job.limits)
     per_notebook = limits.startup_timeout + limits.notebook_timeout + WATCHDOG_SLACK + 60.0
-    return 60.0 + per_notebook * len(job["spec"].notebooks)
+    return 60.0 + per_notebook * len(job.spec.notebooks)
 
 
-def _crashed(job: dict, why: str, stacks: str = "") -> dict:
-    spec: AssignmentSpec = job["spec"]
-    return {"student": job["student"], "assignment": spec.name, "max_score": spec.max_score(), "score": 0.0,
-            "flagged": True, "seconds": 0.0, "submission_digest": job.get("submission_digest"),
-            "notebooks": {nb.name: {"file_used": None, "notebook": None, "events": [why], "seconds": 0.0,
-                                    "grader_stacks": stacks,
-                                    "cells": {g: {"max": c.points, "score": 0.0, "status": "grader crashed",
-                                                  "error": None} for g, c in nb.tests.items()},
-                                    "flags": [["review", why]]} for nb in spec.notebooks}}
+def _crashed(job: Job, why: str, stacks: str = "") -> SubmissionResult:
+    spec = job.spec
+    return SubmissionResult(
+        job.student, spec.name, spec.max_score(), job.sandbox.describe() if job.sandbox else "not started",
+        {nb.name: NotebookResult(None, {g: CellResult(c.points, status=Status.GRADER_CRASHED)
+                                        for g, c in nb.tests.items()},
+                                 [(REVIEW, why)], events=[why], grader_stacks=stacks) for nb in spec.notebooks},
+        submission_digest=job.submission_digest)
 
 
 # ---------------------------------------------------------------- the single writer
-def record(ws: Workspace, result: dict, gb=None) -> None:
+def record(ws: Workspace, result: SubmissionResult, gb=None) -> None:
     """Write one result: gradebook (one transaction), autograded notebook, grading.json."""
     import warnings
 
@@ -198,7 +196,7 @@ def record(ws: Workspace, result: dict, gb=None) -> None:
     # nbgrader's add_submission builds its rows before adding them to the session, which
     # SQLAlchemy reports as a warning on every re-grade; the rows are written all the same.
     warnings.filterwarnings("ignore", message=".*not in session.*")
-    student, assignment = result["student"], result["assignment"]
+    student, assignment = result.student, result.assignment
     own = gb is None
     gb = gb or Gradebook(ws.db_url)
     try:
@@ -208,13 +206,13 @@ def record(ws: Workspace, result: dict, gb=None) -> None:
         except MissingEntry:
             pass
         gb.add_submission(assignment, student, timestamp=dt.datetime.now(dt.timezone.utc).isoformat())
-        for nbname, nbres in result["notebooks"].items():
+        for nbname, nbres in result.notebooks.items():
             stem = nbname[:-6] if nbname.endswith(".ipynb") else nbname
             snb = gb.find_submission_notebook(stem, assignment, student)
-            snb.flagged = any(f[0] == "review" for f in nbres["flags"])
-            for gid, cell in nbres["cells"].items():
+            snb.flagged = nbres.flagged
+            for gid, cell in nbres.cells.items():
                 grade = gb.find_grade(gid, stem, assignment, student)
-                grade.auto_score = float(cell["score"])
+                grade.auto_score = float(cell.score)
                 grade.needs_manual_grade = False
         gb.db.commit()
     except Exception:
@@ -223,18 +221,23 @@ def record(ws: Workspace, result: dict, gb=None) -> None:
     finally:
         if own:
             gb.close()
+    # The folder is written aside and swapped in: grading.json exists only beside a complete result,
+    # which is what a rerun takes as done (already_graded).
     folder = ws.path("autograded", student, assignment)
-    if os.path.isdir(folder):
-        shutil.rmtree(folder)
-    os.makedirs(folder)
-    slim = json.loads(json.dumps(result))
+    fresh = folder + ".writing"
+    shutil.rmtree(fresh, ignore_errors=True)
+    os.makedirs(fresh)
+    slim = result.as_json()
     for nbname, nbres in slim["notebooks"].items():
         text = nbres.pop("notebook", None)
         if text:
-            with open(os.path.join(folder, nbname), "w") as fh:
+            with open(os.path.join(fresh, nbname), "w") as fh:
                 fh.write(text)
-    with open(os.path.join(folder, "grading.json"), "w") as fh:
+    with open(os.path.join(fresh, "grading.json"), "w") as fh:
         json.dump(slim, fh, indent=1, sort_keys=True)
+    if os.path.isdir(folder):
+        shutil.rmtree(folder)
+    os.rename(fresh, folder)
 
 
 def submission_digest(folder: str) -> str:
@@ -263,26 +266,47 @@ def already_graded(ws: Workspace, student: str, assignment: str, digest: str) ->
 
 
 def autograde(ws: Workspace, assignment: str | list[str] | None = None, student: str | list[str] | None = None,
-              workers: int = 1, limits: Limits | None = None, progress=print, force: bool = False,
-              scheduler: str | None = None, tls_dir: str | None = None) -> list[dict]:
-    """Grade what is collected and not graded yet (``force``: everything chosen), on ``workers`` local
-    processes or, with ``scheduler``, on a Dask cluster; this process alone writes the gradebook."""
+              workers: int = 1, limits: Limits | None = None, progress=print, allow_weak_sandbox: bool = False,
+              force: bool = False, sandbox: Sandbox | None = None, scheduler: str | None = None,
+              tls_dir: str | None = None) -> list[dict]:
+    """Grade the chosen submissions not graded yet from the same files (``force``: all of them), on
+    ``workers`` local processes or, with ``scheduler``, on a Dask cluster; this process alone writes
+    the gradebook.
+
+    Before anything is written: the sandbox is probed (without bubblewrap this raises
+    ``SandboxUnavailable`` unless ``allow_weak_sandbox``; on a cluster, each worker is probed), the
+    workspace is locked against a second autograde, and a damaged or locked gradebook raises
+    ``GradebookError``.  A ``sandbox`` given explicitly is used as it is (the benchmark prices
+    bubblewrap against the weak one).
+    """
     limits = limits or Limits(**ws.settings.get("limits", {}))
+    chosen = ws.submissions(assignment, student)    # an unknown name is an error before anything else
+    if scheduler is None:
+        sandbox = sandbox or choose(allow_weak_sandbox)   # on a cluster, each worker probes its own
+    with RunLock(ws):
+        check_gradebook(ws, for_writing=True)
+        return _autograde(ws, chosen, bool(assignment or student), workers, limits, progress, sandbox, force,
+                          scheduler, tls_dir, allow_weak_sandbox)
+
+
+def _autograde(ws: Workspace, chosen: list[tuple[str, str]], narrowed: bool, workers: int, limits: Limits,
+               progress, sandbox: Sandbox | None, force: bool, scheduler: str | None, tls_dir: str | None,
+               allow_weak_sandbox: bool) -> list[dict]:
+    """The run itself; returns each result as recorded in grading.json."""
     specs = load_specs(ws)
-    jobs, skipped = [], 0
-    for s, a in ws.submissions(assignment, student):
+    jobs, kept = [], 0
+    for s, a in chosen:
         folder = ws.path("submitted", s, a)
         digest = submission_digest(folder)
         if not force and already_graded(ws, s, a, digest):
-            skipped += 1
+            kept += 1
             continue
-        jobs.append({"student": s, "folder": folder, "spec": specs[a], "limits": asdict(limits),
-                     "submission_digest": digest})
-    if skipped:
-        progress(f"{skipped} submission(s) already graded from the same files: kept (--force regrades them)")
+        jobs.append(Job(s, folder, specs[a], asdict(limits), sandbox, digest))
+    if kept:
+        progress(f"{kept} submission(s) already graded from the same files: kept (--force regrades them)")
     if not jobs:
-        if not skipped:
-            hint = "for that choice" if assignment or student else "yet: run python -m autograder collect"
+        if not kept:
+            hint = "for that choice" if narrowed else "yet: run python -m autograder collect"
             progress(f"nothing to grade: no submission collected {hint}")
         return []
     from nbgrader.api import Gradebook
@@ -291,12 +315,12 @@ def autograde(ws: Workspace, assignment: str | list[str] | None = None, student:
     t0 = time.monotonic()
     shown = Progress(len(jobs), progress)
     with Gradebook(ws.db_url) as gb:
-        def done(res):
+        def done(res: SubmissionResult):
             record(ws, res, gb)
-            results.append(res)
-            nb_flags = sum(1 for nb in res["notebooks"].values() for f in nb["flags"] if f[0] == "review")
-            shown.done(f" {res['student']:>14} {res['assignment']:<28} {res['score']:5.1f}/{res['max_score']:<5.1f}"
-                     f" {res['seconds']:6.1f}s" + (f"  FLAGGED ({nb_flags})" if res["flagged"] else ""))
+            results.append(res.as_json())
+            nb_flags = sum(1 for nb in res.notebooks.values() for f in nb.flags if f[0] == REVIEW)
+            shown.done(f" {res.student:>14} {res.assignment:<28} {res.score:5.1f}/{res.max_score:<5.1f}"
+                       f" {res.seconds:6.1f}s" + (f"  FLAGGED ({nb_flags})" if res.flagged else ""))
 
         def failed(job, failure):
             why = failure.reason if len(failure.tries) < 2 else \
@@ -308,12 +332,13 @@ def autograde(ws: Workspace, assignment: str | list[str] | None = None, student:
                 from .cluster import run_jobs_on_cluster
 
                 run_jobs_on_cluster(jobs, grade_one, scheduler, on_result=lambda job, res: done(res),
-                                    on_failure=failed, tls_dir=tls_dir)
+                                    on_failure=failed, tls_dir=tls_dir, allow_weak_sandbox=allow_weak_sandbox)
             else:
                 run_jobs(jobs, grade_one, max(1, workers), deadline=job_deadline,
                          on_result=lambda job, res: done(res), on_failure=failed)
         finally:
             shown.close()
     where = f"on the Dask cluster at {scheduler}" if scheduler else f"with {workers} worker(s)"
-    progress(f"graded {len(results)} submission(s) in {time.monotonic() - t0:.1f} s {where}")
+    used = "; ".join(sorted({r["sandbox"] for r in results})) or "none"
+    progress(f"graded {len(results)} submission(s) in {time.monotonic() - t0:.1f} s {where}; sandbox: {used}")
     return results

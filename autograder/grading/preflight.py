@@ -13,12 +13,13 @@ import difflib
 import json
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 
 import nbformat
 
 from .assignment import NotebookSpec, nbmeta, normalize, source_text
-from .execute import BEGIN_SOURCE, TEST_STUB
+from .protocol import begin_cell, stub_cell
 
 MAX_NOTEBOOK_BYTES = 32 * 1024 * 1024
 
@@ -48,6 +49,10 @@ SUSPICIOUS = [
     (r"\bos\s*\.\s*(_exit|kill|system|fork|exec\w*|spawn\w*)|\bsys\s*\.\s*exit", "exits or kills processes"),
     (r"gradebook|\.\./|/submitted/|/autograded/|/source/", "reaches for grader files"),
     (r"\bopen\s*\(", "opens files"),
+    (r"\bfrom_file\b|\bmemmap\b|\bmmap\b|\bos\s*\.\s*(open|readlink|stat|lstat|link|symlink)\b|/proc\b|/dev/",
+     "native file access, links or /proc"),
+    (r"\bfaulthandler\b|\bTCPStore\b|\btorch\s*\.\s*distributed\b|\bgetaddrinfo\b",
+     "native crash helpers or network"),
 ]
 
 
@@ -80,21 +85,30 @@ def edition_names(expected: str) -> list[str]:
 def find_file(folder: str, expected: str, spec: NotebookSpec, taken: set) -> tuple[str | None, list]:
     """The submitted file for ``expected``; a renamed copy is accepted and flagged."""
     flags = []
+    if os.path.islink(folder):
+        return None, [("review", f"the submission folder is a symbolic link (to {os.readlink(folder)!r}): "
+                                 "not graded")]
     if not os.path.isdir(folder):
         return None, [("review", f"missing notebook {expected}: no submission folder")]
     path = os.path.join(folder, expected)
     editions = [os.path.join(folder, name) for name in edition_names(expected)]
-    handed_in = [p for p in [path, *editions] if os.path.isfile(p)]
+    handed_in = [p for p in [path, *editions] if os.path.lexists(p)]
+    for p in handed_in:
+        problem = link_problem(p)
+        if problem:
+            return None, [("review", problem)]
     if handed_in:
         if len(handed_in) > 1:
             flags.append(("review", f"several editions of {expected} handed in: graded "
                                     f"{os.path.basename(handed_in[0])}, not {[os.path.basename(p) for p in handed_in[1:]]}"))
         return handed_in[0], flags
+    linked = [f for f in sorted(os.listdir(folder)) if f.endswith(".ipynb") and link_problem(os.path.join(folder, f))]
     candidates = sorted(f for f in os.listdir(folder)
-                        if f.endswith(".ipynb") and f not in taken and os.path.isfile(os.path.join(folder, f))
-                        and not f.startswith("."))
+                        if f.endswith(".ipynb") and f not in taken and f not in linked
+                        and os.path.isfile(os.path.join(folder, f)) and not f.startswith("."))
     if not candidates:
-        return None, [("review", f"missing notebook {expected}")]
+        return None, [("review", link_problem(os.path.join(folder, linked[0])) if linked
+                       else f"missing notebook {expected}")]
     ids = set(spec.tests) | {c.grade_id for c in spec.cells if c.grade_id}
 
     def overlap(fname):
@@ -112,12 +126,27 @@ def find_file(folder: str, expected: str, spec: NotebookSpec, taken: set) -> tup
     return os.path.join(folder, best), flags
 
 
+def link_problem(path: str) -> str | None:
+    """Why a submitted file must not be read as the student's: a link shows someone else's file."""
+    name = os.path.basename(path)
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        return f"{name} is a symbolic link (to {os.readlink(path)!r}): not graded"
+    if not stat.S_ISREG(st.st_mode):
+        return f"{name} is not a regular file: not graded"
+    if st.st_nlink > 1:
+        return f"{name} is a hard link (its data is another file's too): not graded"
+    return None
+
+
 def parse(path: str) -> tuple[dict | None, str | None]:
     try:
-        size = os.path.getsize(path)
-        if size > MAX_NOTEBOOK_BYTES:
-            return None, f"notebook too large ({size} bytes)"
-        with open(path, "rb") as fh:
+        # O_NOFOLLOW: a file swapped for a link after the check above is not followed either.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > MAX_NOTEBOOK_BYTES:
+                return None, f"notebook too large ({size} bytes)"
             data = json.loads(fh.read().decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         return None, f"corrupt notebook JSON: {type(exc).__name__}: {str(exc)[:200]}"
@@ -166,7 +195,7 @@ def prepare(folder: str, spec: NotebookSpec, taken: set) -> Prepared:
 
     def add_stub(gid: str):
         placed[gid] = len(out_cells)
-        cell = nbformat.v4.new_code_cell(TEST_STUB.format(grade_id=gid))
+        cell = nbformat.v4.new_code_cell(stub_cell(gid))
         cell.metadata["autograder"] = {"grade_id": gid}
         out_cells.append(cell)
 
@@ -232,7 +261,7 @@ def prepare(folder: str, spec: NotebookSpec, taken: set) -> Prepared:
             if hit:
                 pos = hit[-1] + 1
                 break
-        stub = nbformat.v4.new_code_cell(TEST_STUB.format(grade_id=gid))
+        stub = nbformat.v4.new_code_cell(stub_cell(gid))
         stub.metadata["autograder"] = {"grade_id": gid, "added_back": True}
         out_cells.insert(pos, stub)
 
@@ -241,7 +270,7 @@ def prepare(folder: str, spec: NotebookSpec, taken: set) -> Prepared:
 
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": want, "display_name": "Python 3 (autograder sandbox)", "language": "python"}
-    begin = nbformat.v4.new_code_cell(BEGIN_SOURCE)
+    begin = nbformat.v4.new_code_cell(begin_cell())
     begin.metadata["autograder"] = {"begin": True}
     nb.cells = [begin] + out_cells
     prep.notebook = nb

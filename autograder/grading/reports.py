@@ -114,6 +114,10 @@ def _gradebook(ws: Workspace) -> tuple[dict[tuple[str, str], tuple[float, float]
     """The scores, each assignment's max score, and every student the gradebook knows."""
     from nbgrader.api import Gradebook
 
+    from .gradebook import check
+
+    check(ws)   # a damaged gradebook is one clear line, not sqlite3's traceback
+
     scores, max_scores = {}, {}
     with Gradebook(ws.db_url) as gb:
         for assignment in gb.assignments:
@@ -200,9 +204,11 @@ def class_report(ws: Workspace, out_dir: str | None = None) -> tuple[dict, str]:
     per_ex: dict = defaultdict(lambda: {"n": 0, "score": 0.0, "max": 0.0, "full": 0, "labels": Counter()})
     fired: Counter = Counter()
     flagged = []
+    sandboxes: Counter = Counter()
     results = load_results(ws)
     notes = require_own_results(ws, results, "class report")
     for r in results:
+        sandboxes[r.get("sandbox") or "not recorded (graded before sandboxes were named)"] += 1
         if r.get("flagged"):
             flagged.append(f"{r['student']}/{r['assignment']}")
         for nb in r["notebooks"].values():
@@ -217,7 +223,8 @@ def class_report(ws: Workspace, out_dir: str | None = None) -> tuple[dict, str]:
                     e["labels"][label] += 1
                     if label in diagnoses:
                         fired[label] += 1
-    data = {"exercises": [], "diagnoses": dict(fired.most_common()), "flagged": flagged}
+    data = {"exercises": [], "diagnoses": dict(fired.most_common()), "flagged": flagged,
+            "sandboxes": dict(sandboxes.most_common())}
     lines = ["# Class report", "", "## Score per exercise", "",
              "| assignment | exercise | submissions | mean score | full marks | what went wrong (count) |",
              "|---|---|---|---|---|---|"]
@@ -235,6 +242,7 @@ def class_report(ws: Workspace, out_dir: str | None = None) -> tuple[dict, str]:
     else:
         lines.append("No known misconception was diagnosed.")
     lines += ["", "## Flagged for review", ""] + ([f"- {f}" for f in flagged] or ["none"])
+    lines += ["", "## Sandbox the kernels ran in", ""] + [f"- {k}: {v} submission(s)" for k, v in sandboxes.most_common()]
     if notes:
         lines += ["", "## Not in this report", ""] + [f"- {n}" for n in notes]
     text = "\n".join(lines) + "\n"

@@ -20,11 +20,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .kernel import die_with_parent
+
 DUMP_SIGNAL = signal.SIGUSR1
 
 
 def _serve(conn, task: Callable[[dict], dict], dump_path: str) -> None:
-    """A worker's whole life: answer jobs until told to stop (``None``)."""
+    """A worker's whole life: answer jobs until told to stop (``None``), or die with the parent."""
+    die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is for the parent, which stops us
     with open(dump_path, "w") as dump:
         faulthandler.register(DUMP_SIGNAL, file=dump, all_threads=True)

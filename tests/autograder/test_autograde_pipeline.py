@@ -11,7 +11,7 @@ import nbformat
 import pytest
 
 import toy_course
-from ag_helpers import TEST_LIMITS, make_toy_workspace, run_cli, write_submissions
+from ag_helpers import TEST_LIMITS, make_toy_workspace, needs_os_sandbox, run_cli, weak_flag, write_submissions
 
 SAMPLES = [
     "correct", "blank", "partly", "edited_test", "deleted_test", "duplicated_test", "stripped_metadata",
@@ -19,17 +19,21 @@ SAMPLES = [
     "redefined_builtins", "infinite_loop", "stubborn_loop", "memory_bomb", "memory_bomb_in_test", "sys_exit",
     "os_exit", "killed_kernel", "kill_others", "output_flood", "stderr_write", "corrupt_json", "wrong_name",
     "missing_file", "reads_others", "changes_files", "other_kernel", "ipython_hook", "frame_peek", "forged_verdict",
+    *toy_course.NATIVE, *toy_course.LINKED,
 ]
 
 
-def test_the_sample_list_covers_every_sample(graded_toy):
+def test_the_sample_list_covers_every_sample(graded_toy, os_sandbox):
     _, samples, results = graded_toy
-    assert sorted(samples) == sorted(SAMPLES)
-    assert sorted(results) == sorted(SAMPLES), "every submission has a result: none lost"
+    graded = [s for s in SAMPLES if os_sandbox[0] is not None or s not in toy_course.NATIVE]
+    assert sorted(samples) == sorted(graded)
+    assert sorted(results) == sorted(graded), "every submission has a result: none lost"
 
 
 @pytest.mark.parametrize("student", SAMPLES)
-def test_hostile_sample_scored_or_flagged(graded_toy, student):
+def test_hostile_sample_scored_or_flagged(graded_toy, os_sandbox, student):
+    if student in toy_course.NATIVE:
+        needs_os_sandbox(os_sandbox)
     ws, samples, results = graded_toy
     _, score, flagged, note = samples[student]
     r = results[student]
@@ -61,6 +65,22 @@ FLAGGED_WITH = {
     "other_kernel": "kernel 'ir' replaced",
     "forged_verdict": "forged",
     "output_flood": "output flood cut off",
+    "symlink_to_source": "toy.ipynb is a symbolic link",
+    "symlink_to_other": "toy.ipynb is a symbolic link",
+    "hardlink_to_source": "toy.ipynb is a hard link",
+}
+NATIVE_FLAGGED_WITH = {
+    "native_read": "native file access",
+    "native_write": "native file access",
+    "ctypes_libc": "ctypes/cffi",
+    "proc_discovery": "native file access, links or /proc",
+    "network": "threads/signals/processes/sockets",
+    "fork_bomb": "exits or kills processes",
+    "signals": "exits or kills processes",
+    "fill_disk": "opens files",
+    "fd_exhaustion": "native file access",
+    "own_extension": "touches sys.modules",
+    "segfault": "kernel died",
 }
 
 
@@ -106,7 +126,70 @@ def test_submission_cannot_read_gradebook_or_other_students(graded_toy):
     assert "refused: autograder sandbox: os.kill is not allowed" in killer
 
 
-def test_gradebook_matches_results_and_regrading_one_student(graded_toy):
+def test_the_operating_system_stops_what_the_audit_hook_cannot_see(graded_toy, os_sandbox, loopback_listener):
+    """Native reads and writes, /proc, the network, processes, disk and descriptors (issue #16)."""
+    needs_os_sandbox(os_sandbox)
+    from autograder.grading.gradebook import check
+
+    ws, samples, results = graded_toy
+
+    def flags(s):
+        return [f[1] for nb in results[s]["notebooks"].values() for f in nb["flags"]]
+
+    def output(s):
+        return _outputs_text(nbformat.read(ws.path("autograded", s, "toy", "toy.ipynb"), as_version=4))
+
+    for student, phrase in NATIVE_FLAGGED_WITH.items():
+        assert any(phrase in f for f in flags(student)), f"{student}: no flag says {phrase!r}: {flags(student)}"
+    assert output("native_read").count("refused") == 12
+    assert output("native_write").count("refused") == 4
+    assert "refused ctypes PermissionError" in output("ctypes_libc")
+    seen = output("proc_discovery")
+    # its own pid namespace only: bubblewrap's init, the kernel and its threads; nothing of the grader
+    assert "processes and files seen: [" in seen and "'pid 1'" in seen and seen.count("'pid ") < 64
+    assert ws.root not in seen and "ag-private" not in seen and "/submitted" not in seen
+    assert output("network").count("refused") == 4
+    with pytest.raises(BlockingIOError):
+        loopback_listener.accept()        # nothing reached the grader's loopback
+    assert output("fork_bomb").count("refused PermissionError") == 3
+    assert output("signals").count("refused") == 6
+    fill = output("fill_disk")
+    assert "stopped after" in fill and "OSError" in fill
+    assert "descriptors exhausted after" in output("fd_exhaustion")
+    assert output("own_extension").count("refused") == 2
+    assert any("kernel died" in f for f in flags("segfault"))
+    # the attacked files are intact: the gradebook opens, the other student's notebook is as sent
+    check(ws, for_writing=True)
+    with open(ws.path("submitted", "correct", "toy", "toy.ipynb"), "rb") as fh:
+        assert fh.read() == samples["correct"][0]["toy.ipynb"]
+
+
+def test_no_output_shows_a_hidden_test_a_solution_or_a_breach(graded_toy):
+    ws, _, results = graded_toy
+    for student, r in results.items():
+        path = ws.path("autograded", student, "toy", "toy.ipynb")
+        if not os.path.exists(path):
+            continue
+        text = _outputs_text(nbformat.read(path, as_version=4))
+        for secret in (toy_course.HIDDEN_MARKER, toy_course.SOLUTION_MARKER, toy_course.BREACH, "SQLite format 3"):
+            assert secret not in text, f"{student}: {secret!r} in an output"
+    for student in toy_course.LINKED:
+        assert not os.path.exists(ws.path("autograded", student, "toy", "toy.ipynb"))
+
+
+def test_a_failed_test_shows_the_checks_message_not_the_guard(graded_toy):
+    ws, _, _ = graded_toy
+    nb = nbformat.read(ws.path("autograded", "partly", "toy", "toy.ipynb"), as_version=4)
+    [error] = [o for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_square"
+               for o in c.outputs if o.output_type == "error"]
+    shown = "\n".join(error.traceback)
+    assert error.ename == "CheckFailure" and "Diagnosis: a reused layer counted once" in error.evalue
+    assert "expected" in shown and "Diagnosis" in shown
+    for grader_text in ("audit(", "guard.py", "autograder-test", "Could not get source", "run_test"):
+        assert grader_text not in shown, grader_text
+
+
+def test_gradebook_matches_results_and_regrading_one_student(graded_toy, grading_sandbox):
     from nbgrader.api import Gradebook
 
     from autograder.grading.pipeline import autograde
@@ -115,7 +198,7 @@ def test_gradebook_matches_results_and_regrading_one_student(graded_toy):
 
     ws, samples, results = graded_toy
     scores = gradebook_scores(ws)
-    assert len(scores) == len(SAMPLES)
+    assert len(scores) == len(results)
     for student, r in results.items():
         assert scores[(student, "toy")] == (r["score"], 6.0), student
     with Gradebook(ws.db_url) as gb:
@@ -123,8 +206,9 @@ def test_gradebook_matches_results_and_regrading_one_student(graded_toy):
                    if any(nb.flagged for nb in s.notebooks)}
     assert flagged == {s for s, r in results.items() if r["flagged"]}
     again = autograde(ws, student="correct", workers=2, limits=Limits(**TEST_LIMITS), progress=lambda *a: None,
-                      force=True)
-    assert autograde(ws, student="correct", limits=Limits(**TEST_LIMITS), progress=lambda *a: None) == []
+                      sandbox=grading_sandbox, force=True)
+    assert autograde(ws, student="correct", limits=Limits(**TEST_LIMITS), progress=lambda *a: None,
+                     sandbox=grading_sandbox) == []
     assert [(r["student"], r["score"]) for r in again] == [("correct", 6.0)]
     assert gradebook_scores(ws) == scores
 
@@ -136,19 +220,25 @@ def test_feedback_has_no_hidden_tests(graded_toy):
     withheld: list = []
     files = generate(ws, withheld=withheld)
     with_notebook = [s for s, r in results.items() if r["notebooks"]["toy.ipynb"]["file_used"]]
-    assert len(files) == len(SAMPLES) and withheld == []
+    assert len(files) == len(results) and withheld == []
     for path in files:
         body = open(path).read()
-        assert toy_course.HIDDEN_MARKER not in body
+        assert toy_course.HIDDEN_MARKER not in body and toy_course.SOLUTION_MARKER not in body
         assert "BEGIN HIDDEN TESTS" not in body
     partly = open(ws.path("feedback", "partly", "toy", "toy.html")).read()
+    # math is drawn offline (SVG), and the page loads no script from anywhere
+    assert partly.count('class="math"') == 2 and "$f(x)" not in partly and "<code>$HOME</code>" in partly
+    assert "<script src=" not in partly and "mathjax.js" not in partly.lower() and "import mermaid" not in partly
+    # a failed test shows the check's message, not the guard's machinery
+    assert "audit(" not in partly and "guard.py" not in partly and "Could not get source" not in partly
     assert "Score: 4 / 6" in partly
     assert "a reused layer counted once" in partly          # the diagnosis reaches the student
     assert "square([1, 2])" in partly                        # the visible test is shown
     # the instructor's autograded copy does keep the hidden tests
     full = open(ws.path("autograded", "partly", "toy", "toy.ipynb")).read()
     assert toy_course.HIDDEN_MARKER in full
-    assert len(with_notebook) == len(SAMPLES) - 1   # only missing_file has no notebook
+    # missing_file and the links have no notebook graded
+    assert len(with_notebook) == len(results) - 1 - len(toy_course.LINKED)
 
 
 def test_export_csv_and_class_report(graded_toy):
@@ -157,17 +247,17 @@ def test_export_csv_and_class_report(graded_toy):
     ws, _, results = graded_toy
     grades, exercises = export_csv(ws)
     rows = list(csv.DictReader(open(grades)))
-    assert len(rows) == len(SAMPLES)
+    assert len(rows) == len(results)
     by = {r["student_id"]: r for r in rows}
     assert by["correct"]["score"] == "6" and by["correct"]["flagged"] == "0"
     assert by["patch_torch"]["score"] == "3" and by["patch_torch"]["flagged"] == "1"
     ex = list(csv.DictReader(open(exercises)))
-    assert len(ex) == 3 * len(SAMPLES)
+    assert len(ex) == 3 * len(results)
     data, text = class_report(ws)
     sq = next(e for e in data["exercises"] if e["exercise"] == "test_square")
     passed = sum(1 for r in results.values() if r["notebooks"]["toy.ipynb"]["cells"]["test_square"]["status"] == "pass")
-    assert sq["full_marks"] == passed == 21
-    assert sq["n"] == len(SAMPLES)
+    assert sq["full_marks"] == passed == 21 + sum(s in results for s in toy_course.NATIVE)
+    assert sq["n"] == len(results)
     # square returning x is the "counted once" misconception: partly, edited_test, patch_checks,
     # rebind_names and forged_verdict all gave it
     assert data["diagnoses"] == {"reused_layer_counted_once": 5}
@@ -184,7 +274,7 @@ def test_workspace_must_be_outside_the_repository():
     assert not os.path.exists(os.path.join(REPO_ROOT, "grading"))
 
 
-def test_cli_build_lms_zip_and_single_student(tmp_path):
+def test_cli_build_lms_zip_and_single_student(tmp_path, os_sandbox):
     """The documented commands, end to end, on an LMS zip (SQLite, --workers 1)."""
     src = toy_course.write_source(str(tmp_path / "src"))
     ws = str(tmp_path / "ws")
@@ -205,12 +295,12 @@ def test_cli_build_lms_zip_and_single_student(tmp_path):
     assert sorted(os.listdir(os.path.join(ws, "submitted"))) == [".skipped-toy.txt", "Carol-Smith", "alice", "bob"]
     assert os.listdir(os.path.join(ws, "submitted", "bob", "toy")) == ["toy.ipynb"]
     assert not os.path.exists(tmp_path / "evil.ipynb")
-    p = run_cli("autograde", "--workspace", ws, "--student", "bob", "--cell-timeout", "10")
+    p = run_cli("autograde", "--workspace", ws, "--student", "bob", "--cell-timeout", "10", *weak_flag(os_sandbox))
     assert p.returncode == 0, p.stderr
     p = run_cli("table", "--workspace", ws)
     assert p.returncode == 0, p.stderr
     assert "bob" in p.stdout and "5 / 6" in p.stdout and "alice" not in p.stdout
-    p = run_cli("autograde", "--workspace", ws, "--workers", "2")
+    p = run_cli("autograde", "--workspace", ws, "--workers", "2", *weak_flag(os_sandbox))
     assert p.returncode == 0, p.stderr
     for cmd in ("feedback", "export", "report", "table"):
         p = run_cli(cmd, "--workspace", ws)
@@ -223,7 +313,7 @@ def test_cli_build_lms_zip_and_single_student(tmp_path):
     assert p.returncode == 2 and "outside the repository" in p.stderr
 
 
-def test_postgresql_gradebook(postgres_url, tmp_path):
+def test_postgresql_gradebook(postgres_url, tmp_path, grading_sandbox):
     """The same pipeline with the gradebook in a real PostgreSQL server on loopback."""
     from nbgrader.api import Gradebook
 
@@ -238,7 +328,8 @@ def test_postgresql_gradebook(postgres_url, tmp_path):
     samples = toy_course.submissions(release, ws.root)
     chosen = ["correct", "partly", "patch_torch", "deleted_test"]
     collect_folder(ws, write_submissions(str(tmp_path / "in"), samples, only=chosen))
-    results = autograde(ws, workers=2, limits=Limits(**TEST_LIMITS), progress=lambda *a: None)
+    results = autograde(ws, workers=2, limits=Limits(**TEST_LIMITS), progress=lambda *a: None,
+                        sandbox=grading_sandbox)
     assert {r["student"]: r["score"] for r in results} == {"correct": 6, "partly": 4, "patch_torch": 3,
                                                           "deleted_test": 6}
     with Gradebook(ws.db_url) as gb:

@@ -11,7 +11,7 @@ import nbformat
 
 import toy_course
 from autograder.grading.assignment import NotebookSpec, TrustedCell, hidden_lines, strip_hidden
-from autograder.grading.execute import TEST_STUB, verify_reports
+from autograder.grading.protocol import stub_cell, verify
 from autograder.grading.preflight import prepare, scan
 from autograder.grading.reports import classify
 from autograder.grading.workspace import normalize_db_url, safe_name
@@ -41,8 +41,8 @@ def test_verdicts_need_the_key_and_increasing_sequence(tmp_path):
         "garbage",
         line({"grade_id": "c", "status": "fail", "seq": 3}),
     ]) + "\n")
-    verdicts, problems = verify_reports(str(p), key)
-    assert {g: v["status"] for g, v in verdicts.items()} == {"a": "pass", "c": "fail"}
+    verdicts, problems = verify(str(p), key)
+    assert {g: v.status for g, v in verdicts.items()} == {"a": "pass", "c": "fail"}
     assert problems == ["forged or damaged verdict line ignored", "replayed verdict line ignored",
                         "forged or damaged verdict line ignored"]
 
@@ -81,8 +81,8 @@ def test_prepare_restores_tests_and_flags_changes(tmp_path):
     prep = prepare(folder, _spec(), set())
     srcs = [c.source for c in prep.notebook.cells]
     assert srcs[0] == '__import__("sys").audit("autograder.begin")'
-    assert srcs.count(TEST_STUB.format(grade_id="t1")) == 1
-    assert TEST_STUB.format(grade_id="t2") in srcs      # deleted test added back
+    assert srcs.count(stub_cell("t1")) == 1
+    assert stub_cell("t2") in srcs      # deleted test added back
     assert prep.order == ["t1", "t2"]
     msgs = [m for _, m in prep.flags]
     assert "test cell t1: edited (restored from the gradebook)" in msgs

@@ -46,17 +46,17 @@ class Cluster:
         self.scheduler = self._start("scheduler", ["--port", str(self.port)], repo)
         self.workers: list[subprocess.Popen] = []
 
-    def _start(self, command, args, repo, name=None):
+    def _start(self, command, args, repo, name=None, env=None):
         tls = ["--tls-dir", self.tls_dir] if self.tls_dir else []
-        env = dict(os.environ, PYTHONPATH=HERE)  # the workers import the test tasks too
+        env = dict(os.environ, PYTHONPATH=HERE, **(env or {}))  # the workers import the test tasks too
         log = open(os.path.join(self.logs, f"{name or command}.log"), "w")
         return subprocess.Popen([sys.executable, "-m", "autograder", command, *tls, *args], cwd=repo, env=env,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
-    def add_worker(self, repo=None):
+    def add_worker(self, repo=None, env=None):
         name = f"worker{len(self.workers)}"
         self.workers.append(self._start("worker", [self.address, "--", "--host", "127.0.0.1"],
-                                        repo or self.repo, name))
+                                        repo or self.repo, name, env))
 
     def kill(self, proc):
         try:
@@ -82,13 +82,7 @@ def dask_cluster(tmp_path):
 
 
 def quick_jobs(kinds):
-    return [{"name": f"{kind}{i}", "kind": kind, "student": f"s{i}", "spec": _Named("toy")}
-            for i, kind in enumerate(kinds)]
-
-
-class _Named:
-    def __init__(self, name):
-        self.name = name
+    return [{"name": f"{kind}{i}", "kind": kind} for i, kind in enumerate(kinds)]
 
 
 def test_the_sample_class_on_two_workers_one_killed_mid_run(dask_cluster, tmp_path):
@@ -152,6 +146,13 @@ def test_a_worker_with_other_course_code_is_refused(tmp_path):
                                 on_result=lambda *a: None, on_failure=lambda *a: None)
     finally:
         c.stop()
+
+
+def test_a_worker_that_cannot_run_the_sandbox_is_refused(dask_cluster):
+    dask_cluster.add_worker(env={"AUTOGRADER_BWRAP": "/bin/false"})  # as where namespaces are refused
+    with pytest.raises(ClusterError, match="refused: these workers cannot run the grading sandbox.*unavailable"):
+        run_jobs_on_cluster(quick_jobs(["ok"]), toy_worker_task(), dask_cluster.address,
+                            on_result=lambda *a: None, on_failure=lambda *a: None)
 
 
 def test_a_scheduler_that_goes_away_stops_the_run_and_keeps_what_arrived(dask_cluster):

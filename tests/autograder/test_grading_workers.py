@@ -12,6 +12,7 @@ import pytest
 
 import stuck_tasks
 from autograder.grading import execute as execute_module
+from autograder.grading.protocol import begin_cell
 from autograder.grading.workers import run_jobs
 
 
@@ -51,31 +52,32 @@ def test_a_dying_worker_is_replaced_and_the_job_recorded_as_failed():
     assert len({r[0]["pid"] for r in results.values()}) == 1   # one replacement serves the rest
 
 
-def test_a_kernel_that_never_answers_ends_the_notebook_in_time(monkeypatch, tmp_path):
+def test_a_kernel_that_never_answers_ends_the_notebook_in_time(monkeypatch, tmp_path, grading_sandbox):
     silent = tmp_path / "silent_kernel.py"
     silent.write_text("import time\nwhile True:\n    time.sleep(3600)\n")
     monkeypatch.setattr(execute_module, "KERNEL_COMMAND", [sys.executable, str(silent)])
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(execute_module.BEGIN_SOURCE), nbformat.v4.new_code_cell("1 + 1")]
+    nb.cells = [nbformat.v4.new_code_cell(begin_cell()), nbformat.v4.new_code_cell("1 + 1")]
     start = time.monotonic()
     limits = execute_module.Limits(cell_timeout=2, notebook_timeout=30, startup_timeout=5)
-    result = execute_module.execute(nb, {}, limits)
+    result = execute_module.execute(nb, {}, limits, sandbox=grading_sandbox)
     assert time.monotonic() - start < 25
     assert result.verdicts == {}
     assert any("execution error" in e and "RuntimeError" in e for e in result.events), result.events
 
 
-def test_a_job_that_failed_twice_is_recorded_as_a_flagged_zero_with_its_stacks(tmp_path):
+def test_a_job_that_failed_twice_is_recorded_as_a_flagged_zero_with_its_stacks(tmp_path, grading_sandbox):
     from dataclasses import asdict
 
     from ag_helpers import TEST_LIMITS, make_toy_workspace
     from autograder.grading.execute import Limits
     from autograder.grading.pipeline import _crashed, job_deadline, load_specs, record
     from autograder.grading.reports import gradebook_scores
+    from autograder.grading.results import Job
 
     ws, _ = make_toy_workspace(str(tmp_path / "ws"))
-    job = {"student": "stuck_student", "folder": ws.path("submitted", "stuck_student", "toy"),
-           "spec": load_specs(ws)["toy"], "limits": asdict(Limits(**TEST_LIMITS))}
+    job = Job("stuck_student", ws.path("submitted", "stuck_student", "toy"), load_specs(ws)["toy"],
+              asdict(Limits(**TEST_LIMITS)), grading_sandbox)
     # one notebook at its limits: start-up 120 + run 40 + watchdog 60 + 60, plus 60 for the job
     assert job_deadline(job) == 340.0
     record(ws, _crashed(job, "grader worker stopped after 340 s (the job's deadline)", "File \"x.py\", line 1"))

@@ -18,21 +18,21 @@ from ag_helpers import TEST_LIMITS, make_toy_workspace
 from autograder.grading import execute as execute_module
 from autograder.grading.pipeline import grade_one, load_specs
 from autograder.grading.reports import classify
+from autograder.grading.results import Job
 
 
 @pytest.fixture(scope="module")
-def toy(tmp_path_factory):
+def toy(tmp_path_factory, grading_sandbox):
     ws, release = make_toy_workspace(str(tmp_path_factory.mktemp("retry") / "ws"))
-    return ws, release
+    return ws, release, grading_sandbox
 
 
 def _job(toy, tmp_path, answers):
-    ws, release = toy
+    ws, release, sandbox = toy
     folder = tmp_path / "submitted"
     folder.mkdir()
     (folder / "toy.ipynb").write_text(nbformat.writes(toy_course.fill(release, answers)))
-    return {"student": "s1", "folder": str(folder), "spec": load_specs(ws)["toy"],
-            "limits": asdict(execute_module.Limits(**TEST_LIMITS))}
+    return Job("s1", str(folder), load_specs(ws)["toy"], asdict(execute_module.Limits(**TEST_LIMITS)), sandbox)
 
 
 def test_a_kernel_that_fails_to_start_once_is_replaced_and_the_notebook_graded(toy, tmp_path, monkeypatch):
@@ -46,7 +46,7 @@ def test_a_kernel_that_fails_to_start_once_is_replaced_and_the_notebook_graded(t
             return await super().start_kernel(**kwargs)
 
     monkeypatch.setattr(execute_module, "AsyncKernelManager", RacingKernelManager)
-    result = grade_one(_job(toy, tmp_path, toy_course.CORRECT))
+    result = grade_one(_job(toy, tmp_path, toy_course.CORRECT)).as_json()
     nb = result["notebooks"]["toy.ipynb"]
     assert len(starts) == 2
     assert result["score"] == 6 and not result["flagged"], nb
@@ -58,7 +58,7 @@ def test_a_kernel_that_never_starts_is_a_grader_error_not_the_students_zero(toy,
     dying = tmp_path / "dying_kernel.py"
     dying.write_text("import sys\nsys.exit('zmq.error.ZMQError: Address already in use')\n")
     monkeypatch.setattr(execute_module, "KERNEL_COMMAND", [sys.executable, str(dying)])
-    result = grade_one(_job(toy, tmp_path, toy_course.CORRECT))
+    result = grade_one(_job(toy, tmp_path, toy_course.CORRECT)).as_json()
     nb = result["notebooks"]["toy.ipynb"]
     assert result["flagged"]
     assert {c["status"] for c in nb["cells"].values()} == {"grader error"}
@@ -71,7 +71,7 @@ def test_a_kernel_that_never_starts_is_a_grader_error_not_the_students_zero(toy,
 
 def test_a_kernel_killed_by_student_code_is_not_retried(toy, tmp_path):
     answers = toy_course.answers(grad_answer="import os\nos._exit(1)")
-    result = grade_one(_job(toy, tmp_path, answers))
+    result = grade_one(_job(toy, tmp_path, answers)).as_json()
     nb = result["notebooks"]["toy.ipynb"]
     assert result["score"] == 2 and result["flagged"], nb
     assert any("kernel died" in e for e in nb["events"]) and not any("could not start" in e for e in nb["events"])

@@ -14,6 +14,7 @@ import os
 import nbformat
 
 HIDDEN_MARKER = "HIDDEN_SECRET_PROBE_7_25"   # appears only inside hidden tests
+SOLUTION_MARKER = "SOLUTION_ONLY_PROBE_9_81"  # appears only inside the instructor's solution
 
 
 def _meta(grade_id, *, grade=False, solution=False, locked=False, points=0):
@@ -30,10 +31,10 @@ def source_notebook() -> nbformat.NotebookNode:
     c = nbformat.v4.new_code_cell
     md = nbformat.v4.new_markdown_cell
     nb.cells = [
-        md("# Toy lesson\nThree small exercises."),
+        md("# Toy lesson\nThree small exercises: $f(x) = x^2$, then\n$$\\frac{d}{dx} x^3 = 3x^2$$\nand `$HOME` stays code."),
         c("import numpy as np\nimport torch\nfrom coursework import checks",
           metadata=_meta("imports", locked=True)),
-        c("def square(x):\n    ### BEGIN SOLUTION\n    return x * x\n    ### END SOLUTION",
+        c(f"def square(x):\n    ### BEGIN SOLUTION\n    # {SOLUTION_MARKER}\n    return x * x\n    ### END SOLUTION",
           metadata=_meta("square_answer", solution=True)),
         c("checks.assert_matches(square(np.array([1.0, 2.0])), np.array([1.0, 4.0]), what='square([1, 2])',\n"
           "                      misconceptions=[checks.Misconception('reused_layer_counted_once', [1.0, 2.0])])\n"
@@ -97,8 +98,11 @@ def answers(**changes) -> dict:
     return a
 
 
-def submissions(release: nbformat.NotebookNode, workspace: str) -> dict:
-    """Every sample: student -> (files to write, expected score, expected flagged, note)."""
+def submissions(release: nbformat.NotebookNode, workspace: str, listener_port: int = 9) -> dict:
+    """Every sample: student -> (files to write, expected score, expected flagged, note).
+
+    ``listener_port``: a TCP port on the grader's loopback that no kernel may reach.
+    """
     gb = os.path.join(workspace, "gradebook.db")
     s = {}
 
@@ -268,4 +272,182 @@ def submissions(release: nbformat.NotebookNode, workspace: str) -> dict:
         "            os.write(fd, line.encode())\n"
         "    except OSError:\n        pass\n"))),
         4, True, "forged verdict lines fail the HMAC")
+    native_samples(put, nb_of, workspace, listener_port)
     return s
+
+
+# Files a student could only have placed in the workspace by hand (collect passes over links):
+# student -> (link kind, target inside the workspace).  Each scores 0, flagged, and nothing of the
+# target is graded as theirs.
+LINKED = {
+    "symlink_to_source": ("symlink", ("source", "toy", "toy.ipynb"), "the instructor's notebook (solutions)"),
+    "symlink_to_other": ("symlink", ("submitted", "correct", "toy", "toy.ipynb"), "another student's notebook"),
+    "hardlink_to_source": ("hardlink", ("source", "toy", "toy.ipynb"), "the instructor's notebook, hard-linked"),
+}
+
+
+def plant_links(workspace: str) -> None:
+    """Put the LINKED submissions into <workspace>/submitted (after collect, as a student with a shell would)."""
+    for student, (kind, target, _) in LINKED.items():
+        folder = os.path.join(workspace, "submitted", student, "toy")
+        os.makedirs(folder, exist_ok=True)
+        dst = os.path.join(folder, "toy.ipynb")
+        (os.symlink if kind == "symlink" else os.link)(os.path.join(workspace, *target), dst)
+
+
+# What a sample's output says when one of its attempts worked (none may appear in any output).
+BREACH = "BREACH:"
+# The samples only the operating system stops (bubblewrap); the weak sandbox does not grade them.
+NATIVE = ["native_read", "native_write", "ctypes_libc", "proc_discovery", "network", "fork_bomb", "signals",
+          "fill_disk", "fd_exhaustion", "own_extension", "segfault"]
+
+
+def native_samples(put, nb_of, workspace: str, port: int) -> None:
+    """Attacks only the operating system can stop: native code, /proc, the network, processes,
+    disk and descriptors.  Each tries, prints BREACH for whatever worked, and its answers are right."""
+    gb = os.path.join(workspace, "gradebook.db")
+    other = os.path.join(workspace, "submitted", "correct", "toy", "toy.ipynb")
+    source = os.path.join(workspace, "source", "toy", "toy.ipynb")
+    repo_solutions = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                                  "solutions")
+    targets = [gb, other, source, repo_solutions + "/README.md"]
+
+    def sample(student, code, note, score=6, **changes):
+        base = answers(**changes)
+        base["double_answer"] = base["double_answer"] + "\n" + code
+        put(student, nb_of(base), score, True, note)
+
+    sample("native_read", (
+        "import mmap, numpy, os, torch\n"
+        f"for path in {targets!r}:\n"
+        "    for how, read in [('torch.from_file', lambda: bytes(torch.from_file(path, size=16, dtype=torch.uint8).tolist())),\n"
+        "                      ('numpy.memmap', lambda: numpy.memmap(path, mode='r', shape=(16,)).tobytes()),\n"
+        "                      ('mmap', lambda: mmap.mmap(os.open(path, os.O_RDONLY), 16, prot=mmap.PROT_READ)[:16])]:\n"
+        "        try:\n"
+        "            print('BREACH:', how, path, read())\n"
+        "        except Exception as e:\n"
+        "            print('refused', how, type(e).__name__)\n"),
+        "torch.from_file / numpy.memmap / mmap on the gradebook, another student, the solutions: nothing there")
+    sample("native_write", (
+        "import numpy, torch\n"
+        f"for path in {[gb, other]!r}:\n"
+        "    try:\n"
+        "        torch.from_file(path, shared=True, size=4096, dtype=torch.uint8).fill_(32)\n"
+        "        print('BREACH: torch.from_file wrote', path)\n"
+        "    except Exception as e:\n"
+        "        print('refused torch.from_file', type(e).__name__)\n"
+        "    try:\n"
+        "        m = numpy.memmap(path, mode='r+', shape=(4096,))\n"
+        "        m[:] = 32\n"
+        "        m.flush()\n"
+        "        print('BREACH: numpy.memmap wrote', path)\n"
+        "    except Exception as e:\n"
+        "        print('refused numpy.memmap', type(e).__name__)\n"),
+        "blanking the gradebook and another student's notebook through native writes: nothing there")
+    sample("ctypes_libc", (
+        "try:\n"
+        "    import ctypes\n"
+        "    libc = ctypes.CDLL(None)\n"
+        f"    print('BREACH: ctypes open', libc.open({gb.encode()!r}, 2))\n"
+        "except Exception as e:\n"
+        "    print('refused ctypes', type(e).__name__)\n"),
+        "libc's open through ctypes")
+    sample("proc_discovery", (
+        "import os\n"
+        "seen = []\n"
+        "for pid in range(1, 4096):\n"
+        "    for what in ('cwd', 'root', 'exe', 'fd/0', 'fd/3', 'fd/4', 'fd/5', 'fd/6', 'fd/7'):\n"
+        "        try:\n"
+        "            seen.append(os.readlink(f'/proc/{pid}/{what}'))\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    try:\n"
+        "        os.stat(f'/proc/{pid}')\n"
+        "        seen.append(f'pid {pid}')\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "print('processes and files seen:', sorted(set(seen)))\n"),
+        "os.readlink/os.stat over /proc (no audit event): only its own namespace is there")
+    sample("network", (
+        "import socket\n"
+        "attempts = {\n"
+        f"    'tcp loopback': lambda: socket.create_connection(('127.0.0.1', {port}), timeout=2),\n"
+        f"    'udp': lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('127.0.0.1', {port})),\n"
+        "    'dns': lambda: socket.getaddrinfo('pypi.org', 443),\n"
+        f"    'torch TCPStore (native)': lambda: __import__('torch.distributed', fromlist=['TCPStore']).TCPStore(\n"
+        f"        '127.0.0.1', {port}, is_master=False, timeout=__import__('datetime').timedelta(seconds=0.5)),\n"
+        "}\n"
+        "for name, attempt in attempts.items():\n"
+        "    try:\n"
+        "        attempt()\n"
+        "        print('BREACH:', name)\n"
+        "    except Exception as e:\n"
+        "        print('refused', name, type(e).__name__)\n"),
+        "TCP to the grader's loopback, UDP, DNS, torch's native TCPStore: no network")
+    sample("fork_bomb", (
+        "import os\n"
+        "for start in (lambda: os.fork(), lambda: __import__('multiprocessing').get_context('fork').Process(target=print).start(),\n"
+        "              lambda: __import__('subprocess').Popen(['sh', '-c', ':(){ :|:& };:'])):\n"
+        "    try:\n"
+        "        for _ in range(10000):\n"
+        "            if start() == 0:\n"
+        "                os._exit(0)\n"
+        "        print('BREACH: processes started')\n"
+        "    except Exception as e:\n"
+        "        print('refused', type(e).__name__)\n"),
+        "os.fork, multiprocessing and a shell fork bomb")
+    sample("signals", (
+        "import os, signal\n"
+        "for pid in (1, os.getppid(), -1):\n"
+        "    for send in (os.kill, os.killpg):\n"
+        "        try:\n"
+        "            send(pid, signal.SIGKILL)\n"
+        "            print('BREACH: signal sent to', pid)\n"
+        "        except Exception as e:\n"
+        "            print('refused', type(e).__name__)\n"),
+        "SIGKILL to pid 1, the parent, everyone")
+    sample("fill_disk", (
+        "import os\n"
+        "for folder in ('.', '/tmp'):\n"
+        "    written = 0\n"
+        "    try:\n"
+        "        for i in range(100000):\n"
+        "            with open(os.path.join(folder, f'fill{i}'), 'wb') as fh:\n"
+        "                for _ in range(16):\n"
+        "                    fh.write(b'x' * 1024 * 1024)\n"
+        "                    written += 1\n"
+        "        print('BREACH: wrote', written, 'MiB')\n"
+        "    except OSError as e:\n"
+        "        print('stopped after', written // 64 * 64, 'MiB or so:', type(e).__name__)\n"
+        "    for name in os.listdir(folder):\n"
+        "        if name.startswith('fill'):\n"
+        "            os.remove(os.path.join(folder, name))\n"),
+        "filling its home and /tmp: each is a small tmpfs; the kernel goes on")
+    sample("fd_exhaustion", (
+        "import os\n"
+        "held = []\n"
+        "try:\n"
+        "    while True:\n"
+        "        held.append(os.open('/dev/null', os.O_RDONLY))\n"
+        "except OSError as e:\n"
+        "    print('descriptors exhausted after', len(held) // 100 * 100, 'or so:', type(e).__name__)\n"
+        "for fd in held:\n"
+        "    os.close(fd)\n"),
+        "opening descriptors until EMFILE (RLIMIT_NOFILE), then letting go")
+    sample("own_extension", (
+        "import _bisect, importlib.machinery, importlib.util, shutil\n"
+        "shutil.copyfile(_bisect.__file__, 'mine.so')\n"
+        "for how in ('loader', 'sys.modules'):\n"
+        "    try:\n"
+        "        if how == 'sys.modules':\n"
+        "            import sys\n"
+        "            sys.modules.pop('_imp', None)\n"
+        "            importlib.import_module('_imp')\n"
+        "        loader = importlib.machinery.ExtensionFileLoader('_bisect', 'mine.so')\n"
+        "        importlib.util.module_from_spec(importlib.util.spec_from_loader('_bisect', loader))\n"
+        "        print('BREACH: loaded a shared library the notebook wrote', how)\n"
+        "    except Exception as e:\n"
+        "        print('refused', how, type(e).__name__)\n"),
+        "a C extension the notebook wrote itself (native code in the kernel, able to read its memory)")
+    put("segfault", nb_of(answers(grad_answer="import faulthandler\nfaulthandler._sigsegv()")), 2, True,
+        "a segmentation fault in native code: the kernel dies, later tests 0, the class goes on")
