@@ -1,7 +1,8 @@
 """chainrule: a small, readable autograd library with PyTorch's names and semantics.
 
 Read it in this order: ``engine`` (the graph and its traversal), ``function`` (how an op records
-itself), ``ops`` (every op's forward and backward side by side), ``tensor``, ``autograd``
+itself), ``ops`` (every op's forward and backward side by side, one module per family:
+elementwise, reductions, shape, linalg, losses), ``tensor``, ``autograd``
 (``backward`` and ``grad``), then ``nn``, ``optim`` and ``func`` (per-sample and per-loss gradients).
 """
 from . import autograd, cuda, dtypes, func, nn, optim, testing

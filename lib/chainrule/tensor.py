@@ -307,7 +307,7 @@ class Tensor:
         return self.to("cuda" if device is None else f"cuda:{device}")
 
     def clone(self):
-        return ops.Clone()(self)
+        return ops.clone(self)
 
     def contiguous(self):
         return self
@@ -355,39 +355,34 @@ class Tensor:
     def __getitem__(self, key):
         return ops.index(self, key)
 
-    def _compare(self, other, compare):
-        a, b = ops._operands(self, other)  # PyTorch's promotion: an int tensor meets 1.5 as floats
-        b = b._array if isinstance(b, Tensor) else b
-        return Tensor._make(self._backend.wrap(compare(a._array, b)), self._backend)
-
     def __lt__(self, other):
-        return self._compare(other, lambda a, b: a < b)
+        return ops.lt(self, other)
 
     def __le__(self, other):
-        return self._compare(other, lambda a, b: a <= b)
+        return ops.le(self, other)
 
     def __gt__(self, other):
-        return self._compare(other, lambda a, b: a > b)
+        return ops.gt(self, other)
 
     def __ge__(self, other):
-        return self._compare(other, lambda a, b: a >= b)
+        return ops.ge(self, other)
 
     def __eq__(self, other):
-        return self._compare(other, lambda a, b: a == b)
+        return ops.eq(self, other)
 
     def __ne__(self, other):
-        return self._compare(other, lambda a, b: a != b)
+        return ops.ne(self, other)
 
     def __and__(self, other):
-        return self._compare(other, lambda a, b: a & b)  # a mask & 3 is an integer tensor
+        return ops.bitwise_and(self, other)
 
     def __or__(self, other):
-        return self._compare(other, lambda a, b: a | b)
+        return ops.bitwise_or(self, other)
 
     __rand__, __ror__ = __and__, __or__
 
     def __invert__(self):
-        return Tensor._make(~self._array, self._backend)
+        return ops.bitwise_not(self)
 
     # ------------------------------------------------------------------ in-place updates
     def _check_inplace(self):
@@ -409,7 +404,7 @@ class Tensor:
             update(self._array, other if alpha == 1 else other * alpha)
         except ValueError as error:  # the update does not fit this tensor's shape
             source = tuple(getattr(other, "shape", ()))
-            raise RuntimeError(ops._inplace_message(tuple(self.shape), source)) from error
+            raise RuntimeError(inplace_message(tuple(self.shape), source)) from error
         self._bump_version()
         return self
 
@@ -422,12 +417,12 @@ class Tensor:
             raise RuntimeError("chainrule does not record item assignment, so no gradient would "
                                "reach the assigned value (PyTorch records it). Build the tensor "
                                "with cat, stack or where instead, or assign value.detach().")
-        key = ops._normalize_key(self, key)
+        key = normalize_key(self, key)
         region = tuple(self._backend.getitem(self._array, key).shape)
         source = tuple(getattr(value, "shape", ()))
         while len(source) > len(region) and source[0] == 1:  # leading 1s do not count, as in PyTorch
             source = source[1:]
-        message = ops._expand_message(region, source)
+        message = expand_message(region, source)
         if message:
             raise RuntimeError(message)
         xp = self._backend.xp
@@ -587,4 +582,5 @@ def _assign(array, value):
     array[...] = value
 
 
-from . import ops  # noqa: E402  (ops builds on Tensor)
+from . import ops  # noqa: E402  (ops build on Tensor)
+from .ops.arguments import expand_message, inplace_message, normalize_key  # noqa: E402

@@ -1,0 +1,138 @@
+"""Reductions: sum, mean, max and min over all elements or along dimensions."""
+from ..function import Function
+from ..tensor import Tensor
+from .arguments import normalize_dims
+from .elementwise import maximum, minimum
+from .shape import Expand, _reshape
+
+
+class Sum(Function):
+    def __init__(self, dims, keepdim, along=False):
+        self.dims, self.keepdim = dims, keepdim   # dims: sorted non-negative axes
+        self.along = along                        # whether a dim was given (PyTorch's overload 1)
+
+    def name(self):
+        return f"{type(self).__name__}Backward{int(self.along)}"
+
+    def forward(self, xp, a):
+        return xp.sum(a, axis=self.dims, keepdims=self.keepdim)
+
+    def backward(self, grad):
+        return (_expand_reduced(grad, self.shapes[0], self.dims, self.lead(grad)),)
+
+
+def sum(a, dim=None, keepdim=False):  # noqa: A001
+    return Sum(normalize_dims(dim, a.ndim), keepdim, along=dim is not None)(a)
+
+
+class Mean(Sum):
+    def forward(self, xp, a):
+        return xp.mean(a, axis=self.dims, keepdims=self.keepdim)
+
+    def backward(self, grad):
+        count = 1
+        for d in self.dims:
+            count *= self.shapes[0][d]
+        # Divide before expanding: the small gradient, not the full-size copy.
+        return (_expand_reduced(grad / count, self.shapes[0], self.dims, self.lead(grad)),)
+
+
+def mean(a, dim=None, keepdim=False):
+    if not a.dtype.is_floating_point:
+        raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be either a "
+                           f"floating point or complex dtype. Got: {a.dtype.name}")
+    return Mean(normalize_dims(dim, a.ndim), keepdim, along=dim is not None)(a)
+
+
+def _expand_reduced(grad, in_shape, dims, lead):
+    """The gradient of a reduction: the output's gradient copied back along the reduced axes."""
+    kept = tuple(1 if i in dims else n for i, n in enumerate(in_shape))
+    batch = tuple(grad._array.shape[:lead])
+    return Expand(batch + tuple(in_shape))(_reshape(grad, batch + kept))
+
+
+class Max(Function):
+    """The maximum over all elements, or along ``dim``. Ties share the gradient (as in PyTorch's max())."""
+    saves_inputs = (0,)
+
+    def __init__(self, dim=None, keepdim=False):
+        self.dim, self.keepdim = dim, keepdim
+
+    def name(self):  # PyTorch's overloads: along a dim is 0, over all elements 1
+        return f"{type(self).__name__}Backward{int(self.dim is None)}"
+
+    def extreme(self, xp):
+        """The reduction and where it is reached: max and argmax (min and argmin for Min)."""
+        return xp.max, xp.argmax
+
+    def forward(self, xp, a):
+        extreme, where_reached = self.extreme(xp)
+        if self.dim is None:
+            values = extreme(a)
+            hits = xp.astype(a == values, a.dtype)
+            self.mask = hits / xp.sum(hits)
+            return values
+        self.indices = where_reached(a, axis=self.dim, keepdims=True)
+        positions = xp.reshape(xp.arange(a.shape[self.dim]),
+                               tuple(-1 if i == self.dim else 1 for i in range(a.ndim)))
+        self.mask = xp.astype(positions == self.indices, a.dtype)
+        values = extreme(a, axis=self.dim, keepdims=self.keepdim)
+        if not self.keepdim:
+            self.indices = xp.squeeze(self.indices, axis=self.dim)
+        return values
+
+    def backward(self, grad):
+        dims = tuple(range(len(self.shapes[0]))) if self.dim is None else (self.dim,)
+        expanded = _expand_reduced(grad, self.shapes[0], dims, self.lead(grad))
+        return (expanded * Tensor._make(self.mask, grad._backend),)
+
+
+def max(a, dim=None, keepdim=False):  # noqa: A001
+    """``max(a)``: the largest element; ``max(a, dim)``: (values, indices) along ``dim``;
+    ``max(a, b)`` with a tensor ``b``: the elementwise maximum, as in PyTorch."""
+    return _extreme(Max, MaxResult, maximum, a, dim, keepdim)
+
+
+class Min(Max):
+    """The minimum over all elements, or along ``dim``."""
+
+    def extreme(self, xp):
+        return xp.min, xp.argmin
+
+
+def min(a, dim=None, keepdim=False):  # noqa: A001
+    """The smallest element, (values, indices) along ``dim``, or the elementwise minimum."""
+    return _extreme(Min, MinResult, minimum, a, dim, keepdim)
+
+
+class MaxResult(tuple):
+    """``(values, indices)`` of ``max(dim=...)``, also readable as ``.values`` and ``.indices``."""
+    function = "max"
+
+    def __repr__(self):
+        return f"chainrule.return_types.{self.function}(\nvalues={self[0]!r},\nindices={self[1]!r})"
+
+    @property
+    def values(self):
+        return self[0]
+
+    @property
+    def indices(self):
+        return self[1]
+
+
+class MinResult(MaxResult):
+    function = "min"
+
+
+def _extreme(op_class, result_class, elementwise, a, dim, keepdim):
+    if isinstance(dim, Tensor):
+        return elementwise(a, dim)
+    if dim is None:
+        return op_class()(a)
+    if a.ndim == 0:  # a 0-d tensor has one element, at index 0 of "dimension" 0 or -1
+        normalize_dims(dim, 1)
+        return _extreme(op_class, result_class, elementwise, a.reshape(1), 0, False)
+    op = op_class(normalize_dims(dim, a.ndim)[0], keepdim)
+    values = op(a)
+    return result_class((values, Tensor._make(op.indices, a._backend)))
