@@ -14,6 +14,7 @@ from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .ops import (abs, add, cat, clamp, div, exp, flatten, linear, log, matmul, max,  # noqa: A004
                   maximum, mean, min, minimum, mul, neg, permute, pow, relu, reshape, sigmoid, sqrt,
                   squeeze, stack, sub, sum, tanh, transpose, unsqueeze, where)
+from .stand_in import install_as_torch, not_covered_in
 from .tensor import Size, Tensor
 
 float = float32  # noqa: A001 - PyTorch's aliases
@@ -21,3 +22,6 @@ double = float64
 long = int64
 
 __version__ = "0.1.0"
+
+
+__getattr__ = not_covered_in('torch')  # what PyTorch has and chainrule lacks: one clear line

@@ -5,6 +5,7 @@ import weakref
 
 from . import dtypes, engine
 from .grad_mode import state
+from .stand_in import NotCovered
 
 
 class Size(tuple):
@@ -48,6 +49,27 @@ class Tensor:
     _owned = False        # this gradient object is some leaf's .grad already
 
     # ------------------------------------------------------------------ construction
+    def __new__(cls, *data, device=None):
+        """PyTorch's legacy constructor: ``Tensor([2, 1])`` copies data into a float32 tensor,
+        ``Tensor(2, 3)`` makes one of that shape (zeros), ``Tensor()`` an empty one."""
+        from . import creation
+        if len(data) == 1 and not isinstance(data[0], int):
+            if isinstance(data[0], (float, complex, bool, str)) or data[0] is None:
+                raise TypeError(f"new(): data must be a sequence (got {type(data[0]).__name__})")
+            if isinstance(data[0], Size):
+                return creation.zeros(*data[0], dtype=dtypes.float32, device=device)
+            return creation.tensor(data[0], dtype=dtypes.float32, device=device)
+        if not all(isinstance(n, int) for n in data):
+            names = ", ".join(type(n).__name__ for n in data)
+            raise TypeError(f"new() received an invalid combination of arguments - got ({names})")
+        return creation.zeros(*data or (0,), dtype=dtypes.float32, device=device)
+
+    def __getattr__(self, name):
+        """Called only for a name Tensor lacks: PyTorch's API that chainrule does not cover."""
+        if name.startswith("_"):
+            raise AttributeError(f"'Tensor' object has no attribute '{name}'")
+        raise NotCovered(f"torch.Tensor.{name}")
+
     @classmethod
     def _make(cls, array, backend):
         t = object.__new__(cls)
