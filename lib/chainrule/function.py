@@ -29,6 +29,8 @@ class Function(engine.Node):
     #: whether the output may share input 0's memory (reshape, transpose, slicing): it then
     #: shares its version counter, so an in-place update through either is detected
     view = False
+    #: PyTorch's names for the inputs, so that ``grad_fn._saved_self`` reads what was saved
+    saved_names = ("self", "other")
 
     def __call__(self, *args):
         backend = None
@@ -113,6 +115,23 @@ class Function(engine.Node):
         out._requires_grad = True
         out.grad_fn = self
         return out
+
+    def __getattr__(self, name):
+        """``grad_fn._saved_self``, ``_saved_other``, ``_saved_result``...: what backward reads,
+        under PyTorch's names (None for an input this graph did not need)."""
+        if not name.startswith("_saved_") or "inputs" not in self.__dict__:
+            raise AttributeError(name)  # called for any missing attribute: no self.name() here
+        key = name.removeprefix("_saved_")
+        if key == "result" and self.saves_output:
+            if self._output_array is None:
+                raise RuntimeError(FREED)
+            return self.output
+        names = self.saved_names[:len(self.inputs)]
+        if key not in names or names.index(key) not in self.inputs_to_save([True] * len(names)):
+            raise AttributeError(f"'{self.name()}' object has no attribute '{name}'")
+        if self.saved is None:
+            raise RuntimeError(FREED)
+        return self.inputs[names.index(key)]
 
     def inputs_to_save(self, needs_input_grad):
         """The inputs whose values this backward pass will read (version-checked at backward)."""

@@ -484,8 +484,8 @@ class Tensor:
         return self._inplace(source, _assign)
 
     def normal_(self, mean=0.0, std=1.0):
-        noise = self._backend.random_normal(tuple(self.shape), self.dtype)
-        return self._inplace(noise * std + mean, _assign)
+        return self._inplace(self._backend.random_normal(tuple(self.shape), self.dtype, mean, std),
+                             _assign)
 
     def uniform_(self, low=0.0, high=1.0):
         return self._inplace(self._backend.random_uniform(tuple(self.shape), self.dtype, low, high),

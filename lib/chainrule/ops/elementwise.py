@@ -114,6 +114,7 @@ def div(a, b):
 
 class Pow(Elementwise):
     saves_inputs = (0, 1)
+    saved_names = ("self", "exponent")
     saves_output = True
 
     def name(self):  # PyTorch's overloads: tensor ** number, tensor ** tensor, number ** tensor
@@ -185,6 +186,7 @@ def minimum(a, b):
 
 class Where(Elementwise):
     saves_inputs = (0,)
+    saved_names = ("condition", "self", "other")
 
     def forward(self, xp, condition, a, b):
         return xp.where(condition, a, b)

@@ -1,0 +1,189 @@
+"""``chainrule.autograd.Function``: an op written by its user, as PyTorch's ``torch.autograd.Function``.
+
+The user's class states the forward pass and its backward pass in tensor ops::
+
+    class Cube(chainrule.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x ** 3
+
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.saved_tensors
+            return grad * 3 * x ** 2
+
+    y = Cube.apply(x)   # y.grad_fn is a CubeBackward node; ctx is that node
+
+``forward`` runs unrecorded; ``apply`` then links its output to the inputs through one node,
+whose ``apply`` (called by the engine) calls the user's ``backward`` and checks what it returns.
+"""
+from . import engine
+from .function import FREED, _modified_message
+from .grad_mode import no_grad, state
+from .tensor import Tensor
+
+
+class FunctionCtx:
+    """What ``forward`` and ``backward`` share: ``ctx`` in both (the graph node itself)."""
+
+    to_save = ()
+    saved_versions = ()
+    non_differentiable = ()
+    materialize_grads = True
+    needs_input_grad = ()
+
+    def save_for_backward(self, *tensors):
+        for t in tensors:
+            if t is not None and not isinstance(t, Tensor):
+                raise TypeError("save_for_backward can only save variables, but argument "
+                                f"{tensors.index(t)} is of type {type(t).__name__}")
+        self.to_save = tensors
+
+    @property
+    def saved_tensors(self):
+        if self.to_save is None:
+            raise RuntimeError(FREED)
+        for tensor, version in zip(self.to_save, self.saved_versions):
+            if tensor is not None and tensor._version != version:
+                raise RuntimeError(_modified_message(tensor, version, self))
+        return tuple(self.to_save)
+
+    def mark_non_differentiable(self, *tensors):
+        self.non_differentiable = tensors
+
+    def set_materialize_grads(self, value):
+        """With False, ``backward`` gets None (not zeros) for outputs that received no gradient."""
+        self.materialize_grads = bool(value)
+
+
+class BackwardFunction(FunctionCtx, engine.Node):
+    """The node of one ``apply``: ``<name of the Function>Backward``."""
+
+    function = None  # the user's Function subclass
+    output_index = 0
+    output_shapes = ()
+
+    def name(self):
+        return type(self).__name__
+
+    def apply(self, grad):
+        grads = [None] * len(self.output_shapes)
+        grads[self.output_index] = grad
+        if self.materialize_grads:
+            from .creation import zeros
+            grads = [g if g is not None else zeros(*shape, dtype=dtype, device=grad.device)
+                     for g, (shape, dtype) in zip(grads, self.output_shapes)]
+        result = self.function.backward(self, *grads)
+        return self._checked(result if isinstance(result, tuple) else (result,))
+
+    def _checked(self, grads):
+        """PyTorch's checks of what ``backward`` returned: one gradient per input of forward,
+        None for a non-tensor input, and of a shape that sums to the input's."""
+        expected = len(self.input_shapes)
+        if len(grads) < expected or any(g is not None for g in grads[expected:]):
+            raise RuntimeError(f"function {self.name()} returned an incorrect number of gradients "
+                               f"(expected {expected}, got {len(grads)})")
+        checked = []
+        for i, (g, shape) in enumerate(zip(grads, self.input_shapes)):
+            if g is None or not self.needs_input_grad[i]:
+                if g is not None and shape is None:
+                    raise RuntimeError(f"function {self.name()} returned a gradient different than "
+                                       f"None at position {i + 1}, but the corresponding forward "
+                                       "input was not a Variable")
+                checked.append(None)
+                continue
+            if tuple(g.shape) != shape:
+                if not _expandable(shape, tuple(g.shape)):
+                    raise RuntimeError(f"Function {self.name()} returned an invalid gradient at "
+                                       f"index {i} - got {list(g.shape)} but expected shape "
+                                       f"compatible with {list(shape)}")
+                from .ops import sum_to
+                g = sum_to(g, shape)
+            checked.append(g)
+        return checked
+
+    def release(self):
+        if self.to_save:  # a node that saved nothing can run again, as in PyTorch
+            self.to_save = None
+
+
+def _expandable(shape, target):
+    """Whether ``shape`` broadcasts to ``target`` (a gradient of that shape sums back to it)."""
+    if len(shape) > len(target):
+        return False
+    return all(s == t or s == 1 for s, t in zip(reversed(shape), reversed(target)))
+
+
+class _FunctionMeta(type):
+    """Gives each Function subclass its own node class, named as PyTorch names it."""
+
+    def __init__(cls, name, bases, namespace):
+        super().__init__(name, bases, namespace)
+        cls._backward_cls = type(name + "Backward", (BackwardFunction,), {"function": cls})
+
+
+class Function(metaclass=_FunctionMeta):
+    """Subclass it with static ``forward(ctx, *args)`` and ``backward(ctx, *grads)``; call
+    ``apply(*args)``. (Or ``forward(*args)`` without ctx and ``setup_context(ctx, inputs,
+    output)``, PyTorch's other style.)"""
+
+    def __init__(self, *args, **kwargs):
+        raise RuntimeError("Legacy autograd function with non-static forward method is deprecated. "
+                           "Please use new-style autograd function with static forward method. "
+                           "(Example: https://pytorch.org/docs/stable/autograd.html"
+                           "#torch.autograd.Function)")
+
+    @staticmethod
+    def forward(ctx, *args, **kwargs):
+        raise NotImplementedError("You must implement the forward function for custom "
+                                  "autograd.Function.")
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        raise NotImplementedError("setup_context is not implemented.")
+
+    @staticmethod
+    def backward(ctx, *grad_outputs):
+        raise NotImplementedError("You must implement either the backward or vjp method for "
+                                  "your custom autograd.Function to use it with backward mode AD.")
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        ctx = cls._backward_cls()
+        ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        with no_grad():
+            if cls.setup_context is Function.setup_context:
+                outputs = cls.forward(ctx, *args, **kwargs)
+            else:
+                outputs = cls.forward(*args, **kwargs)
+                cls.setup_context(ctx, args, outputs)
+        single = not isinstance(outputs, tuple)
+        outputs = (outputs,) if single else tuple(outputs)
+        # An input returned as it is comes back as a new tensor on the same memory, as in PyTorch.
+        outputs = tuple(Tensor._make(o._array, o._backend)._view_of(o)
+                        if isinstance(o, Tensor) and any(o is a for a in args) else o
+                        for o in outputs)
+        if state.enabled and any(ctx.needs_input_grad):
+            _record(ctx, args, outputs)
+        return outputs[0] if single else outputs
+
+
+def _record(ctx, args, outputs):
+    """Link the differentiable output to the inputs through ``ctx``, and keep what it saved."""
+    excluded = {id(t) for t in ctx.non_differentiable}
+    differentiable = [i for i, o in enumerate(outputs) if isinstance(o, Tensor)
+                      and o.dtype.is_floating_point and id(o) not in excluded]
+    if len(differentiable) > 1:
+        from .stand_in import NotCovered
+        raise NotCovered(f"torch.autograd.Function with {len(differentiable)} differentiable "
+                         "outputs (chainrule's nodes have one; mark the others non-differentiable)")
+    ctx.next_functions = tuple(a._edge() if isinstance(a, Tensor) else (None, 0) for a in args)
+    ctx.input_shapes = [tuple(a.shape) if isinstance(a, Tensor) else None for a in args]
+    ctx.output_shapes = [(tuple(o.shape), o.dtype) if isinstance(o, Tensor) else ((), None)
+                         for o in outputs]
+    for i in differentiable:
+        ctx.output_index = i
+        outputs[i]._requires_grad = True
+        outputs[i].grad_fn = ctx
+    ctx.saved_versions = [t._version if t is not None else 0 for t in ctx.to_save]
