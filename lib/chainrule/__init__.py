@@ -6,14 +6,17 @@ elementwise, reductions, shape, linalg, losses), ``tensor``, ``autograd``
 (``backward`` and ``grad``), then ``nn``, ``optim`` and ``func`` (per-sample and per-loss gradients).
 """
 from . import autograd, cuda, dtypes, func, nn, optim, testing
-from .creation import (arange, as_tensor, empty, eye, full, full_like, linspace, manual_seed, ones,
-                       ones_like, rand, rand_like, randn, randn_like, tensor, zeros, zeros_like)
+from .creation import (arange, as_tensor, empty, eye, from_numpy, full, full_like, linspace,
+                       manual_seed, normal, ones, ones_like, rand, rand_like, randn, randn_like,
+                       tensor, zeros, zeros_like)
 from .device import device, get_default_device, set_default_device
 from .dtypes import bool, dtype, float32, float64, int64  # noqa: A004
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from .ops import (abs, add, cat, clamp, div, exp, flatten, linear, log, matmul, max,  # noqa: A004
-                  maximum, mean, min, minimum, mul, neg, permute, pow, relu, reshape, sigmoid, sqrt,
-                  squeeze, stack, sub, sum, tanh, transpose, unsqueeze, where)
+from .ops import (abs, add, all, any, argmax, argmin, cat, clamp, clone, cos, div, dot,  # noqa: A004
+                  eq, equal, exp, flatten, ge, gt, le, linear, log, log_softmax, lt, matmul, max,
+                  maximum, mean, min, minimum, mm, mul, mv, ne, neg, norm, permute, pow, relu,
+                  reshape, sigmoid, sin, softmax, sqrt, squeeze, stack, sub, sum, tanh, transpose,
+                  unsqueeze, where)
 from .stand_in import install_as_torch, not_covered_in
 from .tensor import Size, Tensor
 

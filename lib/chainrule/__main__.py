@@ -56,9 +56,12 @@ def _missing_torch_api(error):
 
 
 def _where(error, script):
-    """``script.py:12: ``, the last line of the script's own code in the traceback."""
-    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == script]
-    return f"{script}:{frames[-1].lineno}: " if frames else ""
+    """``program.py:12: ``: the innermost line of the program's own code in the traceback (not
+    chainrule's, not Python's import machinery)."""
+    library = os.path.dirname(os.path.abspath(__file__))
+    frames = [f for f in traceback.extract_tb(error.__traceback__)
+              if not f.filename.startswith(("<", library))]
+    return f"{frames[-1].filename}:{frames[-1].lineno}: " if frames else ""
 
 
 if __name__ == "__main__":

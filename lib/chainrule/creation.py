@@ -36,6 +36,11 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     return _finish(array, backend, requires_grad)
 
 
+def from_numpy(array):
+    """A tensor of the array's values (a copy: chainrule does not share NumPy's memory)."""
+    return tensor(array)
+
+
 def as_tensor(data, dtype=None, device=None):
     if isinstance(data, Tensor) and dtype is None and device is None:
         return data
@@ -94,6 +99,19 @@ def randn(*size, dtype=None, device=None, requires_grad=False):
     backend = backend_for(device)
     dtype = _float_dtype(dtype)
     return _finish(backend.random_normal(_shape(size), dtype), backend, requires_grad)
+
+
+def normal(mean, std, size, *, dtype=None, device=None, requires_grad=False):
+    """Normal samples of mean ``mean`` and standard deviation ``std`` (numbers), of shape ``size``."""
+    for name, value in (("mean", mean), ("std", std)):
+        if isinstance(value, Tensor):
+            from .stand_in import NotCovered
+            raise NotCovered(f"torch.normal with a tensor {name} (chainrule takes numbers)")
+    if std < 0:
+        raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+    backend = backend_for(device)
+    dtype = _float_dtype(dtype)
+    return _finish(backend.random_normal(_shape((size,)), dtype, mean, std), backend, requires_grad)
 
 
 def rand(*size, dtype=None, device=None, requires_grad=False):

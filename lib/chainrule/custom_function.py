@@ -67,6 +67,9 @@ class BackwardFunction(FunctionCtx, engine.Node):
     def name(self):
         return type(self).__name__
 
+    def __repr__(self):  # PyTorch's, with chainrule's module for torch.autograd.function
+        return f"<chainrule.autograd.function.{self.name()} object at {id(self):#x}>"
+
     def apply(self, grad):
         grads = [None] * len(self.output_shapes)
         grads[self.output_index] = grad

@@ -28,6 +28,11 @@ NON_LEAF_GRAD = (
     "access the non-leaf Tensor by mistake, make sure you access the leaf Tensor instead.")
 
 
+SCALAR_OF_GRAD = ("Converting a tensor with requires_grad=True to a scalar may lead to unexpected "
+                  "behavior.\nConsider using tensor.detach() first.")
+_warned_scalar = False
+
+
 class VersionCounter:
     """How many in-place updates a piece of memory has had. A tensor and its views (detach,
     reshape, transpose, slices) share one, so a change through any of them is seen by every
@@ -277,6 +282,10 @@ class Tensor:
         return bool(self.item())
 
     def __float__(self):
+        global _warned_scalar
+        if self._requires_grad and not _warned_scalar:  # PyTorch warns once per process
+            _warned_scalar = True
+            warnings.warn(SCALAR_OF_GRAD, UserWarning, stacklevel=2)
         return float(self.item())
 
     def __int__(self):
@@ -501,6 +510,12 @@ class Tensor:
     def sqrt(self):
         return ops.sqrt(self)
 
+    def sin(self):
+        return ops.sin(self)
+
+    def cos(self):
+        return ops.cos(self)
+
     def abs(self):
         return ops.abs(self)
 
@@ -540,11 +555,44 @@ class Tensor:
     def matmul(self, other):
         return ops.matmul(self, other)
 
-    def sum(self, dim=None, keepdim=False):
-        return ops.sum(self, dim, keepdim)
+    def dot(self, other):
+        return ops.dot(self, other)
 
-    def mean(self, dim=None, keepdim=False):
-        return ops.mean(self, dim, keepdim)
+    def mm(self, other):
+        return ops.mm(self, other)
+
+    def mv(self, other):
+        return ops.mv(self, other)
+
+    def softmax(self, dim):
+        return ops.softmax(self, dim)
+
+    def log_softmax(self, dim):
+        return ops.log_softmax(self, dim)
+
+    def sum(self, dim=None, keepdim=False, **numpy_names):
+        return ops.sum(self, dim, keepdim, **numpy_names)
+
+    def mean(self, dim=None, keepdim=False, **numpy_names):
+        return ops.mean(self, dim, keepdim, **numpy_names)
+
+    def norm(self, p="fro", dim=None, keepdim=False):
+        return ops.norm(self, p, dim, keepdim)
+
+    def argmax(self, dim=None, keepdim=False):
+        return ops.argmax(self, dim, keepdim)
+
+    def argmin(self, dim=None, keepdim=False):
+        return ops.argmin(self, dim, keepdim)
+
+    def all(self, dim=None, keepdim=False):
+        return ops.all(self, dim, keepdim)
+
+    def any(self, dim=None, keepdim=False):
+        return ops.any(self, dim, keepdim)
+
+    def equal(self, other):
+        return ops.equal(self, other)
 
     def max(self, dim=None, keepdim=False):
         return ops.max(self, dim, keepdim)

@@ -8,6 +8,11 @@ linear = ops.linear
 sigmoid = ops.sigmoid
 tanh = ops.tanh
 relu = ops.relu
+softmax = ops.softmax
+log_softmax = ops.log_softmax
+nll_loss = ops.nll_loss
+cross_entropy = ops.cross_entropy
+binary_cross_entropy_with_logits = ops.binary_cross_entropy_with_logits
 
 
 def mse_loss(input, target, reduction="mean"):  # noqa: A002

@@ -16,14 +16,17 @@ Conventions for ``backward(self, grad)``:
   sample of a batch on axis 0 instead of their sum: see ``chainrule.func.per_sample_grad``.
 """
 from .elementwise import (Abs, abs, Add, add, bitwise_and, bitwise_not, bitwise_or, Cast, Clamp,
-                          clamp, Clone, clone, Div, div, Elementwise, eq, Exp, exp, ge, gt, le, lt,
-                          ne, Log, log, Maximum, maximum, Minimum, minimum, Mul, mul, Neg,
-                          neg, Pow, pow, Relu, relu, Sigmoid, sigmoid, SigmoidDerivative, Sign,
-                          sign, Sqrt, sqrt, Sub, sub, Tanh, tanh, TanhDerivative, ToDevice, Where,
-                          where)
-from .reductions import (Max, max, MaxResult, Mean, mean, Min, min, MinResult, Sum, sum)
+                          clamp, Clone, clone, Cos, cos, Div, div, Elementwise, eq, Exp, exp, ge,
+                          gt, le, Log, log, lt, Maximum, maximum, Minimum, minimum, Mul, mul, ne,
+                          Neg, neg, Pow, pow, Relu, relu, Sigmoid, sigmoid, SigmoidDerivative,
+                          Sign, sign, Sin, sin, Sqrt, sqrt, Sub, sub, Tanh, tanh, TanhDerivative,
+                          ToDevice, Where, where)
+from .reductions import (all, any, argmax, argmin, equal, Max, max, MaxResult, Mean, mean, Min,
+                         min, MinResult, Norm, norm, Sum, sum)
 from .shape import (Cat, cat, Expand, expand, flatten, Index, index, IndexAdd, matrix_transpose,
                     Permute, permute, Reshape, reshape, Squeeze, squeeze, Stack, stack, sum_to,
                     SumTo, T, t, Transpose, transpose, Unsqueeze, unsqueeze, View, view)
-from .linalg import (BatchedOuter, Linear, linear, Matmul, matmul)
-from .losses import (mse_loss, MseLoss)  # noqa: A004
+from .linalg import (BatchedOuter, dot, Linear, linear, Matmul, matmul, mm, mv)
+from .losses import (binary_cross_entropy_with_logits, BinaryCrossEntropyWithLogits, cross_entropy,
+                     log_softmax, LogSoftmax, mse_loss, MseLoss, nll_loss, NllLoss, Softmax,
+                     softmax)  # noqa: A004

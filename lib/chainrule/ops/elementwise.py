@@ -294,6 +294,34 @@ def sqrt(a):
     return Sqrt()(as_floating(a))
 
 
+class Sin(Function):
+    saves_inputs = (0,)
+
+    def forward(self, xp, a):
+        return xp.sin(a)
+
+    def backward(self, grad):
+        return (grad * cos(self.inputs[0]),)
+
+
+def sin(a):
+    return Sin()(as_floating(a))
+
+
+class Cos(Function):
+    saves_inputs = (0,)
+
+    def forward(self, xp, a):
+        return xp.cos(a)
+
+    def backward(self, grad):
+        return (grad * -sin(self.inputs[0]),)
+
+
+def cos(a):
+    return Cos()(as_floating(a))
+
+
 class Abs(Function):
     saves_inputs = (0,)
 

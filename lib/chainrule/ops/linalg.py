@@ -114,6 +114,28 @@ def matmul(a, b):
     return Matmul()(a, b)
 
 
+def dot(a, b):
+    """The dot product of two vectors (``DotBackward0``): no broadcasting, no promotion."""
+    if a.ndim != 1 or b.ndim != 1:
+        raise RuntimeError(f"1D tensors expected, but got {a.ndim}D and {b.ndim}D tensors")
+    return Matmul()(a, b)
+
+
+def mm(a, b):
+    """A matrix times a matrix (``MmBackward0``)."""
+    for name, t in (("self", a), ("mat2", b)):
+        if t.ndim != 2:
+            raise RuntimeError(f"{name} must be a matrix")
+    return Matmul()(a, b)
+
+
+def mv(a, v):
+    """A matrix times a vector (``MvBackward0``)."""
+    if a.ndim != 2 or v.ndim != 1:
+        raise RuntimeError(f"vector + matrix @ vector expected, got 1, {a.ndim}, {v.ndim}")
+    return Matmul()(a, v)
+
+
 class Linear(Function):
     """``x @ weight.T + bias``, the layer's op (PyTorch's addmm): one node, one per-sample rule."""
     inputs_to_save = staticmethod(each_needs_the_other)

@@ -1,8 +1,9 @@
 """Reductions: sum, mean, max and min over all elements or along dimensions."""
+from .. import dtypes
 from ..function import Function
 from ..tensor import Tensor
 from .arguments import normalize_dims
-from .elementwise import maximum, minimum
+from .elementwise import eq, maximum, minimum, where
 from .shape import Expand, _reshape
 
 
@@ -21,8 +22,14 @@ class Sum(Function):
         return (_expand_reduced(grad, self.shapes[0], self.dims, self.lead(grad)),)
 
 
-def sum(a, dim=None, keepdim=False):  # noqa: A001
+def sum(a, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A001
+    """``axis`` and ``keepdims`` are NumPy's names, which PyTorch accepts too (d2l uses them)."""
+    dim, keepdim = _numpy_names(dim, keepdim, axis, keepdims)
     return Sum(normalize_dims(dim, a.ndim), keepdim, along=dim is not None)(a)
+
+
+def _numpy_names(dim, keepdim, axis, keepdims):
+    return (dim if axis is None else axis), (keepdim if keepdims is None else keepdims)
 
 
 class Mean(Sum):
@@ -37,7 +44,8 @@ class Mean(Sum):
         return (_expand_reduced(grad / count, self.shapes[0], self.dims, self.lead(grad)),)
 
 
-def mean(a, dim=None, keepdim=False):
+def mean(a, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    dim, keepdim = _numpy_names(dim, keepdim, axis, keepdims)
     if not a.dtype.is_floating_point:
         raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be either a "
                            f"floating point or complex dtype. Got: {a.dtype.name}")
@@ -136,3 +144,82 @@ def _extreme(op_class, result_class, elementwise, a, dim, keepdim):
     op = op_class(normalize_dims(dim, a.ndim)[0], keepdim)
     values = op(a)
     return result_class((values, Tensor._make(op.indices, a._backend)))
+
+
+class Norm(Function):
+    """The 2-norm of all elements (Frobenius for a matrix), PyTorch's ``LinalgVectorNormBackward0``."""
+    saves_inputs = (0,)
+    saves_output = True
+
+    def name(self):
+        return "LinalgVectorNormBackward0"
+
+    def forward(self, xp, a):
+        return xp.sqrt(xp.sum(a * a))
+
+    def backward(self, grad):
+        norm = self.output
+        # At 0 the norm has no slope; PyTorch's subgradient there is 0.
+        return (grad * self.inputs[0] / where(norm == 0, 1.0, norm),)
+
+
+def norm(a, p="fro", dim=None, keepdim=False):
+    if p not in ("fro", 2) or dim is not None or keepdim:
+        from ..stand_in import NotCovered
+        raise NotCovered(f"torch.norm(p={p!r}, dim={dim!r}, keepdim={keepdim!r}): chainrule has the "
+                         "2-norm of all elements only, and it")
+    if not a.dtype.is_floating_point:
+        raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor as "
+                           f"input. Got {a.dtype.name.capitalize()}")
+    return Norm()(a)
+
+
+# --------------------------------------------------------------------------- not differentiable
+def _indices(a, dim, keepdim, find):
+    """Where the largest (smallest) element is, over all elements or along ``dim`` (int64)."""
+    xp = a._backend.xp
+    if dim is None:
+        array = xp.reshape(a._array, (-1,))
+        if array.shape[0] == 0:
+            raise RuntimeError(f"{find.__name__}(): Expected reduction dim to be specified for "
+                               "input.numel() == 0.")
+        found = find(array, axis=0)
+        found = xp.reshape(found, (1,) * a.ndim) if keepdim else found
+    else:
+        (axis,) = normalize_dims(dim, a.ndim) or (0,)
+        found = find(a._array, axis=axis, keepdims=keepdim) if a.ndim else find(a._array)
+    found = xp.astype(a._backend.wrap(found), a._backend.native_dtype(dtypes.int64))
+    return Tensor._make(found, a._backend)
+
+
+def argmax(a, dim=None, keepdim=False):
+    return _indices(a, dim, keepdim, a._backend.xp.argmax)
+
+
+def argmin(a, dim=None, keepdim=False):
+    return _indices(a, dim, keepdim, a._backend.xp.argmin)
+
+
+def _truth(a, dim, keepdim, test):
+    array = a._array
+    xp = a._backend.xp
+    if array.dtype != a._backend.native_dtype(dtypes.bool):
+        array = array != 0
+    axes = None if dim is None else normalize_dims(dim, a.ndim)
+    return Tensor._make(a._backend.wrap(test(array, axis=axes, keepdims=keepdim)), a._backend)
+
+
+def all(a, dim=None, keepdim=False):  # noqa: A001
+    return _truth(a, dim, keepdim, a._backend.xp.all)
+
+
+def any(a, dim=None, keepdim=False):  # noqa: A001
+    return _truth(a, dim, keepdim, a._backend.xp.any)
+
+
+def equal(a, b):
+    """Whether ``a`` and ``b`` have the same shape and the same elements (a Python bool)."""
+    if not isinstance(b, Tensor) or not isinstance(a, Tensor):
+        other = type(b if isinstance(a, Tensor) else a).__name__
+        raise TypeError(f"equal(): argument 'other' (position 2) must be Tensor, not {other}")
+    return tuple(a.shape) == tuple(b.shape) and bool(all(eq(a, b)))
