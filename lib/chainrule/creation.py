@@ -1,4 +1,8 @@
 """Making tensors: ``tensor``, ``zeros``, ``randn``... with PyTorch's signatures."""
+import builtins
+
+import numpy as np
+
 from . import backends, dtypes
 from .device import backend_for
 from .tensor import Tensor
@@ -141,10 +145,17 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
 
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
+    """PyTorch's points: the first half counted up from ``start``, the second half down from
+    ``end``, each as one multiply-add in the dtype (so ``sin`` of them prints as in PyTorch)."""
     backend = backend_for(device)
     dtype = _float_dtype(dtype)
-    array = backend.xp.linspace(start, end, steps, dtype=backend.native_dtype(dtype))
-    return _finish(array, backend, requires_grad)
+    kind, wide = (np.float64, np.longdouble) if dtype is dtypes.float64 else (np.float32, np.float64)
+    first, last = kind(start), kind(end)
+    step = kind(last - first) / kind(builtins.max(steps - 1, 1))
+    i = np.arange(steps)
+    points = np.where(i < steps // 2, wide(first) + wide(step) * i,
+                      wide(last) - wide(step) * (steps - 1 - i)).astype(kind)
+    return _finish(backend.asarray(points, dtype), backend, requires_grad)
 
 
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):

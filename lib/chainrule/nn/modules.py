@@ -197,6 +197,11 @@ class Sequential(Module):
             return Sequential(OrderedDict(list(self._modules.items())[index]))
         return list(self._modules.values())[index]
 
+    def __setitem__(self, index, module):
+        """``model[-1] = nn.Linear(...)``: a new layer in that place, under the same name."""
+        name = list(self._modules)[index]
+        setattr(self, name, module)
+
     def __len__(self):
         return len(self._modules)
 
