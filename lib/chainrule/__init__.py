@@ -11,7 +11,7 @@ from .creation import (arange, as_tensor, empty, eye, from_numpy, full, full_lik
                        tensor, zeros, zeros_like)
 from .device import device, get_default_device, set_default_device
 from .dtypes import bool, dtype, float32, float64, int64  # noqa: A004
-from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .ops import (abs, add, all, any, argmax, argmin, cat, clamp, clone, cos, div, dot,  # noqa: A004
                   eq, equal, exp, flatten, ge, gt, le, linear, log, log_softmax, lt, matmul, max,
                   maximum, mean, min, minimum, mm, mul, mv, ne, neg, norm, permute, pow, relu,

@@ -9,6 +9,7 @@ An op subclass states two things side by side:
 Inputs may be tensors or Python numbers (constants). ``backward`` returns one gradient per
 input, ``None`` where ``self.needs_input_grad[i]`` is false.
 """
+import re
 import weakref
 
 from . import engine
@@ -171,11 +172,16 @@ class Function(engine.Node):
 
 
 def _modified_message(tensor, version, node):
+    """PyTorch's words: the tensor's legacy type name and size, and the node that made it."""
+    kind = {"float32": "Float", "float64": "Double", "int64": "Long", "bool": "Bool"}[tensor.dtype.name]
+    device = "cuda." if tensor.is_cuda else ""
+    made_by = "" if tensor.grad_fn is None else \
+        f", which is output 0 of {re.sub(r'Backward[0-9]*$', '', tensor.grad_fn.name())},"
     return ("one of the variables needed for gradient computation has been modified by an "
-            f"inplace operation: [{tensor.dtype.name} tensor of shape {list(tensor.shape)}], which "
-            f"is an input or output of {node.name()}, is at version {tensor._version}; expected "
-            f"version {version} instead. Hint: do the in-place update after backward(), or work "
-            "on a .clone() of the tensor.")
+            f"inplace operation: [chainrule.{device}{kind}Tensor {list(tensor.shape)}]{made_by} is at "
+            f"version {tensor._version}; expected version {version} instead. Hint: enable anomaly "
+            "detection to find the operation that failed to compute its gradient, with "
+            "torch.autograd.set_detect_anomaly(True, check_nan=False).")
 
 
 from .tensor import Tensor  # noqa: E402  (tensor.py imports this module's Function first)

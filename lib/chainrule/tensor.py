@@ -420,7 +420,7 @@ class Tensor:
         if state.enabled and self._requires_grad:
             if self.grad_fn is None:
                 raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
-                                   "operation. Wrap the update in `with chainrule.no_grad():`.")
+                                   "operation.")  # PyTorch's words, all of them: the corpus prints it
             raise RuntimeError("chainrule does not record in-place operations on tensors that are "
                                "part of a graph; write `y = y + x` instead of `y += x`.")
 
