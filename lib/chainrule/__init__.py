@@ -10,7 +10,8 @@ from .creation import (arange, as_tensor, empty, eye, from_numpy, full, full_lik
                        manual_seed, normal, ones, ones_like, rand, rand_like, randn, randn_like,
                        tensor, zeros, zeros_like)
 from .device import device, get_default_device, set_default_device
-from .dtypes import bool, dtype, float32, float64, int64  # noqa: A004
+from .dtypes import (bool, dtype, float32, float64, get_default_dtype, int64,  # noqa: A004
+                     set_default_dtype)
 from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .ops import (abs, add, all, any, argmax, argmin, cat, clamp, clone, cos, div, dot,  # noqa: A004
                   eq, equal, exp, flatten, ge, gt, le, linear, log, log_softmax, lt, matmul, max,

@@ -112,7 +112,7 @@ class NumpyBackend(Backend):
             array = np.array(data)  # one conversion of Python data, then PyTorch's dtype rules
             if array.dtype.kind not in _INFERRED:
                 infer_dtype(array)  # raises the unsupported-data error
-            dtype = _INFERRED[array.dtype.kind]
+            dtype = _inferred(array.dtype.kind)
             return array.astype(self._native[dtype], copy=False), dtype
         return super().from_data(data, dtype)
 
@@ -190,7 +190,12 @@ def infer_dtype(data):
     if kind not in _INFERRED:
         raise TypeError(f"chainrule cannot make a tensor from {type(data).__name__} data of kind "
                         f"{np.asarray(data).dtype}; use numbers (float32, float64, int64 or bool)")
-    return _INFERRED[kind]
+    return _inferred(kind)
+
+
+def _inferred(kind):
+    """Python's floats become the default float dtype (float32 unless set_default_dtype changed it)."""
+    return dtypes.default_float() if kind == "f" else _INFERRED[kind]
 
 
 _cpu = None

@@ -26,6 +26,18 @@ def _shape(size):
     return tuple(size)
 
 
+def _size(positional, by_name, function):
+    """The shape given as ``zeros(2, 3)``, ``zeros((2, 3))`` or, as PyTorch allows, ``zeros(size=(2, 3))``."""
+    unexpected = set(by_name) - {"size"}
+    if unexpected:
+        raise TypeError(f"{function}() got an unexpected keyword argument '{unexpected.pop()}'")
+    if "size" in by_name:
+        if positional:
+            raise TypeError(f"{function}() got multiple values for argument 'size'")
+        return (by_name["size"],)
+    return positional
+
+
 def _float_dtype(dtype):
     return dtypes.default_float() if dtype is None else dtypes.resolve(dtype)
 
@@ -58,15 +70,18 @@ def _filled(xp_function, size, dtype, device, requires_grad):
     return _finish(array, backend, requires_grad)
 
 
-def zeros(*size, dtype=None, device=None, requires_grad=False):
+def zeros(*size, dtype=None, device=None, requires_grad=False, **by_name):
+    size = _size(size, by_name, "zeros")
     return _filled(lambda xp: xp.zeros, size, dtype, device, requires_grad)
 
 
-def ones(*size, dtype=None, device=None, requires_grad=False):
+def ones(*size, dtype=None, device=None, requires_grad=False, **by_name):
+    size = _size(size, by_name, "ones")
     return _filled(lambda xp: xp.ones, size, dtype, device, requires_grad)
 
 
-def empty(*size, dtype=None, device=None, requires_grad=False):
+def empty(*size, dtype=None, device=None, requires_grad=False, **by_name):
+    size = _size(size, by_name, "empty")
     return zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
@@ -98,8 +113,9 @@ def full_like(input, fill_value, dtype=None, device=None, requires_grad=False): 
                 device=input.device if device is None else device, requires_grad=requires_grad)
 
 
-def randn(*size, dtype=None, device=None, requires_grad=False):
+def randn(*size, dtype=None, device=None, requires_grad=False, **by_name):
     """Standard normal samples; reproducible after ``chainrule.manual_seed``."""
+    size = _size(size, by_name, "randn")
     backend = backend_for(device)
     dtype = _float_dtype(dtype)
     return _finish(backend.random_normal(_shape(size), dtype), backend, requires_grad)
@@ -118,8 +134,9 @@ def normal(mean, std, size, *, dtype=None, device=None, requires_grad=False):
     return _finish(backend.random_normal(_shape((size,)), dtype, mean, std), backend, requires_grad)
 
 
-def rand(*size, dtype=None, device=None, requires_grad=False):
+def rand(*size, dtype=None, device=None, requires_grad=False, **by_name):
     """Uniform samples from [0, 1); reproducible after ``chainrule.manual_seed``."""
+    size = _size(size, by_name, "rand")
     backend = backend_for(device)
     dtype = _float_dtype(dtype)
     return _finish(backend.random_uniform(_shape(size), dtype), backend, requires_grad)

@@ -374,6 +374,12 @@ class Tensor:
     def __rpow__(self, other):
         return ops.pow(other, self)
 
+    def __mod__(self, other):
+        return ops.remainder(self, other)
+
+    def __rmod__(self, other):
+        return ops.remainder(other, self)
+
     def __matmul__(self, other):
         return ops.matmul(self, other)
 
@@ -579,17 +585,17 @@ class Tensor:
     def norm(self, p="fro", dim=None, keepdim=False):
         return ops.norm(self, p, dim, keepdim)
 
-    def argmax(self, dim=None, keepdim=False):
-        return ops.argmax(self, dim, keepdim)
+    def argmax(self, dim=None, keepdim=False, **numpy_names):
+        return ops.argmax(self, dim, keepdim, **numpy_names)
 
-    def argmin(self, dim=None, keepdim=False):
-        return ops.argmin(self, dim, keepdim)
+    def argmin(self, dim=None, keepdim=False, **numpy_names):
+        return ops.argmin(self, dim, keepdim, **numpy_names)
 
-    def all(self, dim=None, keepdim=False):
-        return ops.all(self, dim, keepdim)
+    def all(self, dim=None, keepdim=False, **numpy_names):
+        return ops.all(self, dim, keepdim, **numpy_names)
 
-    def any(self, dim=None, keepdim=False):
-        return ops.any(self, dim, keepdim)
+    def any(self, dim=None, keepdim=False, **numpy_names):
+        return ops.any(self, dim, keepdim, **numpy_names)
 
     def equal(self, other):
         return ops.equal(self, other)

@@ -18,9 +18,9 @@ Conventions for ``backward(self, grad)``:
 from .elementwise import (Abs, abs, Add, add, bitwise_and, bitwise_not, bitwise_or, Cast, Clamp,
                           clamp, Clone, clone, Cos, cos, Div, div, Elementwise, eq, Exp, exp, ge,
                           gt, le, Log, log, lt, Maximum, maximum, Minimum, minimum, Mul, mul, ne,
-                          Neg, neg, Pow, pow, Relu, relu, Sigmoid, sigmoid, SigmoidDerivative,
-                          Sign, sign, Sin, sin, Sqrt, sqrt, Sub, sub, Tanh, tanh, TanhDerivative,
-                          ToDevice, Where, where)
+                          Neg, neg, Pow, pow, Relu, relu, Remainder, remainder, Sigmoid, sigmoid,
+                          SigmoidDerivative, Sign, sign, Sin, sin, Sqrt, sqrt, Sub, sub, Tanh,
+                          tanh, TanhDerivative, ToDevice, Where, where)
 from .reductions import (all, any, argmax, argmin, equal, Max, max, MaxResult, Mean, mean, Min,
                          min, MinResult, Norm, norm, Sum, sum)
 from .shape import (Cat, cat, Expand, expand, flatten, Index, index, IndexAdd, matrix_transpose,

@@ -149,6 +149,26 @@ def pow(a, b):  # noqa: A001 - PyTorch's name
     return Pow()(*binary_operands(a, b))
 
 
+class Remainder(Elementwise):
+    """``a % b`` with the sign of ``b``, as Python's and PyTorch's: a - floor(a / b) * b."""
+    saves_inputs = (0, 1)
+
+    def forward(self, xp, a, b):
+        return xp.remainder(a, b)
+
+    def local_grads(self, grad):
+        a, b = self.inputs
+        if not self.needs_input_grad[1]:
+            return grad, None
+        quotient = a / b
+        steps = Tensor._make(quotient._backend.xp.floor(quotient._array), quotient._backend)
+        return (grad if self.needs_input_grad[0] else None), -grad * steps
+
+
+def remainder(a, b):
+    return Remainder()(*binary_operands(a, b))
+
+
 class Maximum(Elementwise):
     """The larger of two tensors, element by element (``max(a, b)``); ties share the gradient."""
     saves_inputs = (0, 1)

@@ -42,12 +42,14 @@ _MIXED_DTYPES = {  # PyTorch's messages, which name C types
 }
 
 
+_C_TYPES = {"float32": "float", "float64": "double", "int64": "long", "bool": "bool"}
+
+
 def _same_dtypes(backend, a, b, product):
     """Products do not promote, as in PyTorch: float32 meeting float64 is an error (typically
     a model left in float32 given float64 data)."""
     if a.dtype != b.dtype:
-        c_names = {"float32": "float", "float64": "double", "int64": "long", "bool": "bool"}
-        x, y = (c_names[backend.dtype_of(array).name] for array in (a, b))
+        x, y = (_C_TYPES[backend.dtype_of(array).name] for array in (a, b))
         message = _MIXED_DTYPES[product].format(a=x, b=y, A=x.capitalize(), B=y.capitalize())
         raise RuntimeError(message + ". Convert one of them with .double() or .float() (a "
                            "model's parameters with model.double()).")
@@ -118,6 +120,11 @@ def dot(a, b):
     """The dot product of two vectors (``DotBackward0``): no broadcasting, no promotion."""
     if a.ndim != 1 or b.ndim != 1:
         raise RuntimeError(f"1D tensors expected, but got {a.ndim}D and {b.ndim}D tensors")
+    if a.dtype is not b.dtype:  # PyTorch's words exactly, which name C types
+        raise RuntimeError(f"dot : expected both vectors to have same dtype, but found "
+                           f"{_C_TYPES[a.dtype.name].capitalize()} and {_C_TYPES[b.dtype.name].capitalize()}")
+    if a.shape[0] != b.shape[0]:
+        raise RuntimeError(_matmul_message(tuple(a.shape), tuple(b.shape)))
     return Matmul()(a, b)
 
 

@@ -192,11 +192,13 @@ def _indices(a, dim, keepdim, find):
     return Tensor._make(found, a._backend)
 
 
-def argmax(a, dim=None, keepdim=False):
+def argmax(a, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    dim, keepdim = _numpy_names(dim, keepdim, axis, keepdims)
     return _indices(a, dim, keepdim, a._backend.xp.argmax)
 
 
-def argmin(a, dim=None, keepdim=False):
+def argmin(a, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    dim, keepdim = _numpy_names(dim, keepdim, axis, keepdims)
     return _indices(a, dim, keepdim, a._backend.xp.argmin)
 
 
@@ -209,11 +211,13 @@ def _truth(a, dim, keepdim, test):
     return Tensor._make(a._backend.wrap(test(array, axis=axes, keepdims=keepdim)), a._backend)
 
 
-def all(a, dim=None, keepdim=False):  # noqa: A001
+def all(a, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A001
+    dim, keepdim = _numpy_names(dim, keepdim, axis, keepdims)
     return _truth(a, dim, keepdim, a._backend.xp.all)
 
 
-def any(a, dim=None, keepdim=False):  # noqa: A001
+def any(a, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A001
+    dim, keepdim = _numpy_names(dim, keepdim, axis, keepdims)
     return _truth(a, dim, keepdim, a._backend.xp.any)
 
 
