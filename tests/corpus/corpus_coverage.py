@@ -1,9 +1,9 @@
 """What the corpus exercises, as the README's "What chainrule covers" lists it.
 
 ``python tests/corpus/corpus_coverage.py`` prints the list; ``test_coverage.py`` fails when
-the README's list (between its ``covers`` markers) is not this one. The list is read from the programs' code:
-every ``torch...`` name they reach through their imports, and every attribute they use that
-chainrule's ``Tensor``, ``nn.Module``, custom-Function ``ctx`` or graph node has.
+the README's list (between its ``covers`` markers) is not this one. The list is read from the
+programs' code: every ``torch...`` name they reach through their imports, and every attribute
+they use that chainrule's ``Tensor``, ``nn.Module``, custom-Function ``ctx`` or graph node has.
 """
 import ast
 from pathlib import Path
@@ -89,7 +89,7 @@ def listing():
              "torch.nn.init", "torch.optim", "torch.autograd", "ctx", "grad_fn"]
     lines = []
     for owner in sorted(groups, key=lambda o: (order.index(o) if o in order else len(order), o)):
-        names = ", ".join(f"`{n}`" for n in sorted(groups[owner], key=str.lower))
+        names = ", ".join(f"`{n}`" for n in sorted(groups[owner], key=lambda n: (n.lower(), n)))
         lines.append(f"- `{owner}`: {names}")
     return "\n".join(lines)
 
