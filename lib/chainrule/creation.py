@@ -128,7 +128,7 @@ def normal(mean, std, size, *, dtype=None, device=None, requires_grad=False):
             from .stand_in import NotCovered
             raise NotCovered(f"torch.normal with a tensor {name} (chainrule takes numbers)")
     if std < 0:
-        raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+        raise RuntimeError(f"normal expects std >= 0.0, but found std {std:g}")
     backend = backend_for(device)
     dtype = _float_dtype(dtype)
     return _finish(backend.random_normal(_shape((size,)), dtype, mean, std), backend, requires_grad)
@@ -169,6 +169,8 @@ def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
     kind, wide = (np.float64, np.longdouble) if dtype is dtypes.float64 else (np.float32, np.float64)
     first, last = kind(start), kind(end)
     step = kind(last - first) / kind(builtins.max(steps - 1, 1))
+    if steps == 1:
+        return _finish(backend.asarray(np.array([first]), dtype), backend, requires_grad)
     i = np.arange(steps)
     points = np.where(i < steps // 2, wide(first) + wide(step) * i,
                       wide(last) - wide(step) * (steps - 1 - i)).astype(kind)

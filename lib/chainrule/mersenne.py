@@ -42,13 +42,13 @@ class TorchGenerator:
         if count < 16:
             samples = [self._one_normal() for _ in range(count)]
             return (np.array(samples, dtype=np.float64) * std + mean).astype(kind).reshape(shape)
-        data = self._uniform_bits(count, double).astype(kind).astype(np.float64)
+        data = self._uniform_bits(count, double).astype(kind)
         whole = count - count % 16
         data[:whole] = _box_muller_16(data[:whole].reshape(-1, 16)).reshape(-1)
         if count % 16:
-            fresh = self._uniform_bits(16, double).astype(kind).astype(np.float64)
+            fresh = self._uniform_bits(16, double).astype(kind)
             data[count - 16:] = _box_muller_16(fresh.reshape(1, 16)).reshape(-1)
-        return (data.astype(kind) * kind(std) + kind(mean)).astype(kind).reshape(shape)
+        return (data * kind(std) + kind(mean)).reshape(shape)
 
     def _one_normal(self):
         if self._next_normal is not None:
@@ -62,7 +62,17 @@ class TorchGenerator:
 
 
 def _box_muller_16(uniforms):
-    """Rows of 16 uniforms to rows of 16 normals: columns 0-7 give the radii, 8-15 the angles."""
-    radius = np.sqrt(-2.0 * np.log(1.0 - uniforms[:, :8]))
-    theta = 2.0 * np.pi * uniforms[:, 8:]
-    return np.concatenate([radius * np.cos(theta), radius * np.sin(theta)], axis=1)
+    """Rows of 16 uniforms to rows of 16 normals: columns 0-7 give the radii, 8-15 the angles.
+
+    Each step is rounded to the dtype, as PyTorch's vectorised code rounds it; its float32
+    ``log``, ``cos`` and ``sin`` are within an ulp or so of the correctly rounded ones used here.
+    """
+    kind = uniforms.dtype.type
+
+    def rounded(values):
+        return values.astype(kind)
+
+    radius = rounded(np.sqrt(rounded(-2 * rounded(np.log((1 - uniforms[:, :8]).astype(np.float64))))))
+    theta = kind(2 * np.pi) * uniforms[:, 8:]
+    angle = theta.astype(np.float64)
+    return np.concatenate([radius * rounded(np.cos(angle)), radius * rounded(np.sin(angle))], axis=1)

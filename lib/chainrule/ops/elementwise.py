@@ -153,16 +153,21 @@ class Remainder(Elementwise):
     """``a % b`` with the sign of ``b``, as Python's and PyTorch's: a - floor(a / b) * b."""
     saves_inputs = (0, 1)
 
+    def name(self):  # PyTorch's overloads: % number 0, % tensor 1; number % tensor has no rule
+        return "NotImplemented" if self.dtypes[0] is None else f"RemainderBackward{int(self.dtypes[1] is not None)}"
+
     def forward(self, xp, a, b):
         return xp.remainder(a, b)
 
     def local_grads(self, grad):
         a, b = self.inputs
-        if not self.needs_input_grad[1]:
-            return grad, None
-        quotient = a / b
-        steps = Tensor._make(quotient._backend.xp.floor(quotient._array), quotient._backend)
-        return (grad if self.needs_input_grad[0] else None), -grad * steps
+        if self.dtypes[0] is None:
+            raise RuntimeError("derivative for aten::remainder is not implemented")
+        grad_b = None
+        if self.needs_input_grad[1]:
+            quotient = (a / b).detach()
+            grad_b = -grad * Tensor._make(quotient._backend.xp.floor(quotient._array), quotient._backend)
+        return (grad if self.needs_input_grad[0] else None), grad_b
 
 
 def remainder(a, b):

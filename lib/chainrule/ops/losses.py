@@ -114,7 +114,7 @@ def nll_loss(input, target, reduction="mean"):  # noqa: A002
         from ..stand_in import NotCovered
         raise NotCovered(f"nll_loss on a {input.ndim}-D input (chainrule has (batch, classes))")
     if target.dtype is not dtypes.int64:
-        raise RuntimeError(f"expected scalar type Long but found {_c_name(target.dtype)}")
+        raise RuntimeError(f"expected target dtype to be Long or Byte, but got {_c_name(target.dtype)}")
     if target.ndim != 1 or target.shape[0] != input.shape[0]:
         raise ValueError(f"Expected input batch_size ({input.shape[0]}) to match target "
                          f"batch_size ({target.shape[0] if target.ndim else 0}).")

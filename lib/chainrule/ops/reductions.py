@@ -146,6 +146,9 @@ def _extreme(op_class, result_class, elementwise, a, dim, keepdim):
     return result_class((values, Tensor._make(op.indices, a._backend)))
 
 
+_SCALAR_TYPES = {"float32": "Float", "float64": "Double", "int64": "Long", "bool": "Bool"}
+
+
 class Norm(Function):
     """The 2-norm of all elements (Frobenius for a matrix), PyTorch's ``LinalgVectorNormBackward0``."""
     saves_inputs = (0,)
@@ -170,7 +173,7 @@ def norm(a, p="fro", dim=None, keepdim=False):
                          "2-norm of all elements only, and it")
     if not a.dtype.is_floating_point:
         raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor as "
-                           f"input. Got {a.dtype.name.capitalize()}")
+                           f"input. Got {_SCALAR_TYPES[a.dtype.name]}")
     return Norm()(a)
 
 
@@ -181,7 +184,7 @@ def _indices(a, dim, keepdim, find):
     if dim is None:
         array = xp.reshape(a._array, (-1,))
         if array.shape[0] == 0:
-            raise RuntimeError(f"{find.__name__}(): Expected reduction dim to be specified for "
+            raise IndexError(f"{find.__name__}(): Expected reduction dim to be specified for "
                                "input.numel() == 0.")
         found = find(array, axis=0)
         found = xp.reshape(found, (1,) * a.ndim) if keepdim else found
