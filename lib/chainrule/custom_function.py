@@ -18,6 +18,8 @@ The user's class states the forward pass and its backward pass in tensor ops::
 ``forward`` runs unrecorded; ``apply`` then links its output to the inputs through one node,
 whose ``apply`` (called by the engine) calls the user's ``backward`` and checks what it returns.
 """
+import warnings
+
 from . import engine
 from .function import FREED, _modified_message
 from .grad_mode import no_grad, state
@@ -104,7 +106,7 @@ class BackwardFunction(FunctionCtx, engine.Node):
                 from .ops import sum_to
                 g = sum_to(g, shape)
             checked.append(g)
-        return checked
+        return [g for g, shape in zip(checked, self.input_shapes) if shape is not None]
 
     def release(self):
         if self.to_save:  # a node that saved nothing can run again, as in PyTorch
@@ -132,10 +134,10 @@ class Function(metaclass=_FunctionMeta):
     output)``, PyTorch's other style.)"""
 
     def __init__(self, *args, **kwargs):
-        raise RuntimeError("Legacy autograd function with non-static forward method is deprecated. "
-                           "Please use new-style autograd function with static forward method. "
-                           "(Example: https://pytorch.org/docs/stable/autograd.html"
-                           "#torch.autograd.Function)")
+        warnings.warn(f"{type(self)} should not be instantiated. Methods on autograd functions are "
+                      "all static, so you should invoke them on the class itself. Instantiating an "
+                      "autograd function will raise an error in a future version of PyTorch.",
+                      DeprecationWarning, stacklevel=2)
 
     @staticmethod
     def forward(ctx, *args, **kwargs):
@@ -181,7 +183,8 @@ def _record(ctx, args, outputs):
         from .stand_in import NotCovered
         raise NotCovered(f"torch.autograd.Function with {len(differentiable)} differentiable "
                          "outputs (chainrule's nodes have one; mark the others non-differentiable)")
-    ctx.next_functions = tuple(a._edge() if isinstance(a, Tensor) else (None, 0) for a in args)
+    # As in PyTorch, the graph has an edge for each tensor input only.
+    ctx.next_functions = tuple(a._edge() for a in args if isinstance(a, Tensor))
     ctx.input_shapes = [tuple(a.shape) if isinstance(a, Tensor) else None for a in args]
     ctx.output_shapes = [(tuple(o.shape), o.dtype) if isinstance(o, Tensor) else ((), None)
                          for o in outputs]
