@@ -117,12 +117,12 @@ class Function(engine.Node):
         out.grad_fn = self
         return out
 
-    def __getattr__(self, name):
-        """``grad_fn._saved_self``, ``_saved_other``, ``_saved_result``...: what backward reads,
-        under PyTorch's names (None for an input this graph did not need)."""
-        if not name.startswith("_saved_") or "inputs" not in self.__dict__:
-            raise AttributeError(name)  # called for any missing attribute: no self.name() here
-        key = name.removeprefix("_saved_")
+    def saved_value(self, key):
+        """What ``grad_fn._saved_<key>`` reads: what backward reads, under PyTorch's names (None
+        for an input this graph did not need)."""
+        name = "_saved_" + key
+        if "inputs" not in self.__dict__:
+            raise AttributeError(name)
         if key == "result" and self.saves_output:
             if self._output_array is None:
                 raise RuntimeError(FREED)
@@ -169,6 +169,12 @@ class Function(engine.Node):
     def lead(self, grad):
         """How many batch axes lead the gradient (``is_grads_batched``: one per seed axis)."""
         return grad._array.ndim - len(self.out_shape)
+
+
+# ``grad_fn._saved_self``... as properties, not a ``__getattr__``: on Python 3.11 a class with a
+# ``__getattr__`` loses the interpreter's fast attribute access, and nodes are on the hot path.
+for _key in ("self", "other", "exponent", "result", "condition", "target"):
+    setattr(Function, "_saved_" + _key, property(lambda node, key=_key: node.saved_value(key)))
 
 
 def _modified_message(tensor, version, node):

@@ -39,6 +39,15 @@ def not_covered_in(torch_name):
     return __getattr__
 
 
+def _missing_tensor_attribute(tensor, name):
+    """``Tensor.__getattr__`` while chainrule stands in for torch: called only for a name Tensor
+    lacks. (Not defined on Tensor for good: on Python 3.11 a class with a ``__getattr__`` loses
+    the interpreter's fast attribute access, which every op's hot path uses.)"""
+    if name.startswith("_"):
+        raise AttributeError(f"'Tensor' object has no attribute '{name}'")
+    raise NotCovered(f"torch.Tensor.{name}")
+
+
 def chainrule_name(name):
     """The chainrule module standing in for the ``torch`` module ``name``."""
     return "chainrule" + name[len("torch"):]
@@ -75,7 +84,10 @@ class install_as_torch:
     """
 
     def __init__(self):
+        from .tensor import Tensor
         self.finder = _TorchFinder()
+        self.had_getattr = "__getattr__" in Tensor.__dict__
+        Tensor.__getattr__ = _missing_tensor_attribute
         self.replaced = {name: module for name, module in sys.modules.items()
                          if name == "torch" or name.startswith("torch.")}
         for name in self.replaced:
@@ -90,6 +102,9 @@ class install_as_torch:
         return False
 
     def remove(self):
+        from .tensor import Tensor
+        if not self.had_getattr and "__getattr__" in Tensor.__dict__:
+            del Tensor.__getattr__
         if self.finder in sys.meta_path:
             sys.meta_path.remove(self.finder)
         for name in [n for n in sys.modules if n == "torch" or n.startswith("torch.")]:

@@ -5,7 +5,6 @@ import weakref
 
 from . import dtypes, engine
 from .grad_mode import state
-from .stand_in import NotCovered
 
 
 class Size(tuple):
@@ -68,12 +67,6 @@ class Tensor:
             names = ", ".join(type(n).__name__ for n in data)
             raise TypeError(f"new() received an invalid combination of arguments - got ({names})")
         return creation.zeros(*data or (0,), dtype=dtypes.float32, device=device)
-
-    def __getattr__(self, name):
-        """Called only for a name Tensor lacks: PyTorch's API that chainrule does not cover."""
-        if name.startswith("_"):
-            raise AttributeError(f"'Tensor' object has no attribute '{name}'")
-        raise NotCovered(f"torch.Tensor.{name}")
 
     @classmethod
     def _make(cls, array, backend):
