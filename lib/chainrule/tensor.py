@@ -171,7 +171,17 @@ class Tensor:
         node = self._edge()[0]
         if self.grad_fn is None:
             self._hooked_accumulator = node  # a leaf's hooks must outlive the graphs it is in
-        return node.register_prehook(hook)
+        return node.add_gradient_hook(hook)
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(tensor)`` once this leaf's ``.grad`` has been accumulated."""
+        if self.grad_fn is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+        if not self._requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        node = self._edge()[0]
+        self._hooked_accumulator = node
+        return node.register_hook(lambda grad_inputs, grad_outputs: hook(self))
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         from . import autograd
