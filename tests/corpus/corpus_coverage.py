@@ -13,7 +13,8 @@ from chainrule.autograd import FunctionCtx
 
 CORPUS = Path(__file__).parent
 MODULES = {"torch", "torch.nn", "torch.nn.functional", "torch.nn.init", "torch.autograd",
-           "torch.optim", "torch.testing", "torch.func", "torch.cuda"}
+           "torch.autograd.function", "torch.autograd.functional", "torch.optim", "torch.testing",
+           "torch.func", "torch.cuda"}
 KINDS = {  # the attributes of chainrule's objects that programs reach through a variable
     "torch.Tensor": {n for n in dir(chainrule.Tensor) if not n.startswith("_")},
     "torch.nn.Module": {n for n in dir(chainrule.nn.Module) if not n.startswith("_")},
@@ -86,7 +87,8 @@ def listing():
         owner, _, attribute = name.rpartition(".")
         groups.setdefault(owner, set()).add(attribute)
     order = ["torch", "torch.Tensor", "torch.nn", "torch.nn.Module", "torch.nn.functional",
-             "torch.nn.init", "torch.optim", "torch.autograd", "ctx", "grad_fn"]
+             "torch.nn.init", "torch.optim", "torch.autograd", "torch.autograd.function",
+             "torch.autograd.functional", "ctx", "grad_fn"]
     lines = []
     for owner in sorted(groups, key=lambda o: (order.index(o) if o in order else len(order), o)):
         names = ", ".join(f"`{n}`" for n in sorted(groups[owner], key=lambda n: (n.lower(), n)))

@@ -3,6 +3,7 @@
 # result, setup_context with needs_input_grad, a non-differentiable output), gradcheck, hooks.
 import torch
 from torch.autograd import Function, gradcheck
+from torch.autograd.function import once_differentiable
 
 
 x = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
@@ -94,6 +95,7 @@ class RowMax(Function):
         return values, indices, mask
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_values, grad_indices, grad_mask):
         mask, = ctx.saved_tensors
         return grad_values.unsqueeze(1) * mask

@@ -118,3 +118,27 @@ try:
         a.mul_(2)
 except RuntimeError as error:
     print(type(error).__name__, str(error).split(".")[0])
+
+
+# The higher-level API: Jacobians and vector-Jacobian products of a function.
+def exp_adder(x, y):
+    return 2 * x.exp() + 3 * y
+
+
+inputs = (torch.rand(1), torch.rand(1))
+print(inputs)
+print(torch.autograd.functional.jacobian(exp_adder, inputs))
+inputs = (torch.rand(3), torch.rand(3))
+print(torch.autograd.functional.jacobian(exp_adder, inputs))
+
+
+def do_some_doubling(x):
+    y = x * 2
+    while y.data.norm() < 1000:
+        y = y * 2
+    return y
+
+
+inputs = torch.randn(3)
+my_gradients = torch.tensor([0.1, 1.0, 0.0001])
+print(torch.autograd.functional.vjp(do_some_doubling, inputs, v=my_gradients))
