@@ -74,7 +74,12 @@ class BackwardFunction(FunctionCtx, engine.Node):
 
     def apply(self, grad):
         grads = [None] * len(self.output_shapes)
-        grads[self.output_index] = grad
+        if isinstance(grad, _OutputGrads):  # several differentiable outputs: one slot each
+            for i, g in grad.by_output.items():
+                grads[i] = g
+        else:
+            grads[self.output_index] = grad
+        grad = next(g for g in grads if g is not None)
         if self.materialize_grads:
             from .creation import zeros
             grads = [g if g is not None else zeros(*shape, dtype=dtype, device=grad.device)
@@ -111,6 +116,40 @@ class BackwardFunction(FunctionCtx, engine.Node):
     def release(self):
         if self.to_save:  # a node that saved nothing can run again, as in PyTorch
             self.to_save = None
+
+
+class _OutputSlot(engine.Node):
+    """The ``grad_fn`` of output ``index`` of a Function with several differentiable outputs:
+    chainrule's nodes have one output each, so each output has a slot that hands its gradient,
+    labelled, to the Function's node, where the labelled gradients are gathered."""
+
+    def __init__(self, function_node, index):
+        self.function_node, self.index = function_node, index
+        self.next_functions = ((function_node, 0),)
+
+    def name(self):
+        return self.function_node.name()
+
+    def __repr__(self):
+        return repr(self.function_node)
+
+    def apply(self, grad):
+        return (_OutputGrads({self.index: grad}),)
+
+
+class _OutputGrads:
+    """Gradients of some outputs of one node, by output; ``+`` gathers them (the engine adds up
+    what reaches a node)."""
+    _owned = False
+
+    def __init__(self, by_output):
+        self.by_output = by_output
+
+    def __add__(self, other):
+        merged = dict(self.by_output)
+        for i, g in other.by_output.items():
+            merged[i] = merged[i] + g if i in merged else g
+        return _OutputGrads(merged)
 
 
 def _expandable(shape, target):
@@ -179,10 +218,6 @@ def _record(ctx, args, outputs):
     excluded = {id(t) for t in ctx.non_differentiable}
     differentiable = [i for i, o in enumerate(outputs) if isinstance(o, Tensor)
                       and o.dtype.is_floating_point and id(o) not in excluded]
-    if len(differentiable) > 1:
-        from .stand_in import NotCovered
-        raise NotCovered(f"torch.autograd.Function with {len(differentiable)} differentiable "
-                         "outputs (chainrule's nodes have one; mark the others non-differentiable)")
     # As in PyTorch, the graph has an edge for each tensor input only.
     ctx.next_functions = tuple(a._edge() for a in args if isinstance(a, Tensor))
     ctx.input_shapes = [tuple(a.shape) if isinstance(a, Tensor) else None for a in args]
@@ -191,5 +226,5 @@ def _record(ctx, args, outputs):
     for i in differentiable:
         ctx.output_index = i
         outputs[i]._requires_grad = True
-        outputs[i].grad_fn = ctx
+        outputs[i].grad_fn = ctx if len(differentiable) == 1 else _OutputSlot(ctx, i)
     ctx.saved_versions = [t._version if t is not None else 0 for t in ctx.to_save]

@@ -192,16 +192,30 @@ def test_instantiating_a_function_is_deprecated():
             cube(lib)()
 
 
-def test_several_differentiable_outputs_are_refused_with_one_line():
-    class Two(chainrule.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):
-            return x * 2, x * 3
+def test_several_differentiable_outputs():
+    results = []
+    for lib in (torch, chainrule):
+        class Two(lib.autograd.Function):
+            @staticmethod
+            def forward(ctx, x, y):
+                ctx.save_for_backward(x, y)
+                return x * y, x + y
 
-        @staticmethod
-        def backward(ctx, a, b):
-            return a * 2 + b * 3
+            @staticmethod
+            def backward(ctx, grad_product, grad_sum):
+                x, y = ctx.saved_tensors
+                return grad_product * y + grad_sum, grad_product * x + grad_sum
 
-    with pytest.raises(AttributeError, match="torch.autograd.Function with 2 differentiable outputs"):
-        Two.apply(chainrule.ones(2, requires_grad=True))
-    np.testing.assert_array_equal(Two.apply(chainrule.ones(2))[1].numpy(), [3.0, 3.0])
+        x = lib.tensor([1.0, 2.0], dtype=lib.float64, requires_grad=True)
+        y = lib.tensor([3.0, -1.0], dtype=lib.float64, requires_grad=True)
+        product, total = Two.apply(x, y)
+        assert repr(product).endswith("grad_fn=<TwoBackward>)") and repr(total).endswith("grad_fn=<TwoBackward>)")
+        (product * 2 + total * 3).sum().backward()
+        grads = [x.grad.clone(), y.grad.clone()]
+        x.grad = y.grad = None
+        product, total = Two.apply(x, y)
+        product.sum().backward()  # the other output's gradient comes as zeros
+        results.append(grads + [x.grad, y.grad])
+        assert lib.autograd.gradcheck(lambda a, b: Two.apply(a, b), (x, y))
+    for got, expected in zip(results[1], results[0]):
+        assert_same(got, expected)
