@@ -1,26 +1,14 @@
 """The ops and APIs the learning material needs (tests/corpus), against PyTorch: values,
 gradients (and gradcheck), random numbers after a seed, and PyTorch's errors for bad input."""
-import re
 
 import numpy as np
 import pytest
 import torch
 
 import chainrule
-from helpers import assert_same, away_from_zero, check, check_second_order, positive
+from helpers import assert_same, check, check_second_order, same_error
 
 RNG = np.random.default_rng(7)
-
-
-def same_error(case):
-    """``case(lib)`` raises the same exception type with the same message in both libraries
-    (the module in a type's name aside: chainrule.Size for torch.Size)."""
-    raised = []
-    for lib in (torch, chainrule):
-        with pytest.raises(Exception) as error:
-            case(lib)
-        raised.append((type(error.value).__name__, str(error.value).replace("chainrule.", "torch.")))
-    assert raised[1] == raised[0]
 
 
 # ---------------------------------------------------------------- values and gradients
