@@ -585,6 +585,9 @@ class Tensor:
     def mean(self, dim=None, keepdim=False, **numpy_names):
         return ops.mean(self, dim, keepdim, **numpy_names)
 
+    def cumsum(self, dim=None, **numpy_names):
+        return ops.cumsum(self, dim, **numpy_names)
+
     def norm(self, p="fro", dim=None, keepdim=False):
         return ops.norm(self, p, dim, keepdim)
 

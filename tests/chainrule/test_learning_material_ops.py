@@ -27,6 +27,14 @@ def test_products(name, shapes):
     check(lambda a, b: getattr(a, name)(b), lambda a, b: getattr(a, name)(b), *arrays)
 
 
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_cumsum(dim):
+    check(lambda a: a.cumsum(dim), lambda a: a.cumsum(dim), RNG.standard_normal((3, 4)))
+    check(lambda a: chainrule.cumsum(a, axis=dim), lambda a: torch.cumsum(a, axis=dim),
+          RNG.standard_normal((2, 5)))
+    check_second_order(lambda lib, a: lib.cumsum(a, dim) ** 2, RNG.standard_normal((2, 3)))
+
+
 def test_norm():
     check(chainrule.norm, torch.norm, RNG.standard_normal((3, 4)))
     check(lambda a: a.norm(), lambda a: a.norm(), RNG.standard_normal(6))
@@ -89,6 +97,7 @@ def test_no_gradient_when_a_number_is_divided_by_a_tensor():
     lambda lib, t: (t > 0).all(), lambda lib, t: (t > 0).any(dim=0), lambda lib, t: t.all(1),
     lambda lib, t: lib.equal(t, t.clone()), lambda lib, t: t.equal(t[:1]), lambda lib, t: t.sum(axis=0),
     lambda lib, t: t.mean(axis=1, keepdims=True), lambda lib, t: lib.tensor([3, 4]) % 3,
+    lambda lib, t: lib.arange(6).reshape(2, 3).cumsum(axis=0), lambda lib, t: (t > 0).cumsum(1),
 ])
 def test_reductions_and_comparisons(case):
     values = np.array([[0.5, -2.0, 3.0], [4.0, 0.0, -1.0]])
@@ -164,6 +173,7 @@ def test_default_dtype_can_be_float64():
     lambda lib: lib.norm(lib.arange(3)),
     lambda lib: lib.argmax(lib.ones(0)),
     lambda lib: lib.softmax(lib.ones(2, 3), 2),
+    lambda lib: lib.ones(2, 3).cumsum(2),
     lambda lib: lib.equal(lib.ones(2), 1),
     lambda lib: lib.nn.functional.cross_entropy(lib.ones(3, 4), lib.tensor([1, 2])),
     lambda lib: lib.nn.functional.cross_entropy(lib.ones(2, 4), lib.tensor([1, 5])),

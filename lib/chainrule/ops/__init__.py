@@ -21,8 +21,8 @@ from .elementwise import (Abs, abs, Add, add, bitwise_and, bitwise_not, bitwise_
                           Neg, neg, Pow, pow, Relu, relu, Remainder, remainder, Sigmoid, sigmoid,
                           SigmoidDerivative, Sign, sign, Sin, sin, Sqrt, sqrt, Sub, sub, Tanh,
                           tanh, TanhDerivative, ToDevice, Where, where)
-from .reductions import (all, any, argmax, argmin, equal, Max, max, MaxResult, Mean, mean, Min,
-                         min, MinResult, Norm, norm, Sum, sum)
+from .reductions import (all, any, argmax, argmin, Cumsum, cumsum, equal, Max, max, MaxResult,
+                         Mean, mean, Min, min, MinResult, Norm, norm, Sum, sum)
 from .shape import (Cat, cat, Expand, expand, flatten, Index, index, IndexAdd, matrix_transpose,
                     Permute, permute, Reshape, reshape, Squeeze, squeeze, Stack, stack, sum_to,
                     SumTo, T, t, Transpose, transpose, Unsqueeze, unsqueeze, View, view)

@@ -1,4 +1,6 @@
 """Reductions: sum, mean, max and min over all elements or along dimensions."""
+import builtins
+
 from .. import dtypes
 from ..function import Function
 from ..tensor import Tensor
@@ -147,6 +149,32 @@ def _extreme(op_class, result_class, elementwise, a, dim, keepdim):
 
 
 _SCALAR_TYPES = {"float32": "Float", "float64": "Double", "int64": "Long", "bool": "Bool"}
+
+
+class Cumsum(Function):
+    """Running sums along ``dim``; each input element feeds every later sum, so its gradient
+    is the sum of the output's gradient from its position to the end."""
+
+    def __init__(self, dim):
+        self.dim = dim  # negative: it counts from the end, past any leading seed axes
+
+    def forward(self, xp, a):
+        return xp.cumulative_sum(a, axis=self.dim)
+
+    def backward(self, grad):
+        return (grad.sum(dim=self.dim, keepdim=True) - cumsum(grad, self.dim) + grad,)
+
+
+def cumsum(a, dim=None, *, axis=None):
+    dim = dim if axis is None else axis
+    if dim is None:
+        raise TypeError("cumsum() missing 1 required positional arguments: \"dim\"")
+    (d,) = normalize_dims(dim, builtins.max(a.ndim, 1))
+    if a.dtype is dtypes.bool:  # counts, as in PyTorch
+        a = a.long()
+    if a.ndim == 0:
+        return Cumsum(-1)(a.reshape(1)).reshape(())
+    return Cumsum(d - a.ndim)(a)
 
 
 class Norm(Function):

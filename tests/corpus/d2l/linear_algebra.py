@@ -33,6 +33,7 @@ print(A.mean(axis=0), A.sum(axis=0) / A.shape[0])
 sum_A = A.sum(axis=1, keepdims=True)
 print(sum_A, sum_A.shape)
 print(A / sum_A)
+print(A.cumsum(axis=0))
 
 y = torch.ones(3, dtype=torch.float32)
 print(x, y, torch.dot(x, y))
