@@ -95,7 +95,7 @@ class BackwardFunction(FunctionCtx, engine.Node):
             raise RuntimeError(f"function {self.name()} returned an incorrect number of gradients "
                                f"(expected {expected}, got {len(grads)})")
         checked = []
-        for i, (g, shape) in enumerate(zip(grads, self.input_shapes)):
+        for i, (g, shape, dtype) in enumerate(zip(grads, self.input_shapes, self.input_dtypes)):
             if g is None or not self.needs_input_grad[i]:
                 if g is not None and shape is None:
                     raise RuntimeError(f"function {self.name()} returned a gradient different than "
@@ -110,6 +110,8 @@ class BackwardFunction(FunctionCtx, engine.Node):
                                        f"compatible with {list(shape)}")
                 from .ops import sum_to
                 g = sum_to(g, shape)
+            if g.dtype is not dtype:  # cast to the input's dtype, as PyTorch does
+                g = g.to(dtype)
             checked.append(g)
         return [g for g, shape in zip(checked, self.input_shapes) if shape is not None]
 
@@ -221,6 +223,7 @@ def _record(ctx, args, outputs):
     # As in PyTorch, the graph has an edge for each tensor input only.
     ctx.next_functions = tuple(a._edge() for a in args if isinstance(a, Tensor))
     ctx.input_shapes = [tuple(a.shape) if isinstance(a, Tensor) else None for a in args]
+    ctx.input_dtypes = [a.dtype if isinstance(a, Tensor) else None for a in args]
     ctx.output_shapes = [(tuple(o.shape), o.dtype) if isinstance(o, Tensor) else ((), None)
                          for o in outputs]
     for i in differentiable:

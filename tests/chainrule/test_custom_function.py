@@ -131,6 +131,22 @@ def test_a_broadcast_gradient_is_summed_to_the_input_shape():
     assert_same(grads[1], grads[0])
 
 
+def test_a_gradient_of_another_dtype_is_cast_to_the_inputs():
+    for lib in (torch, chainrule):
+        class Wider(lib.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):
+                return x * 2
+
+            @staticmethod
+            def backward(ctx, grad):
+                return grad.double() * 2
+
+        x = lib.ones(2, requires_grad=True)
+        Wider.apply(x).sum().backward()
+        assert str(x.grad.dtype).endswith("float32") and x.grad.tolist() == [2.0, 2.0]
+
+
 def test_non_differentiable_outputs_and_setup_context():
     seen = []
     for lib in (torch, chainrule):
