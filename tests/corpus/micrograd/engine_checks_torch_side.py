@@ -3,11 +3,9 @@
 import torch
 
 
-def check(name, value, grads, tol=1e-6):
+def check(name, value, grads):
+    """What micrograd's tests compare with their scalar engine: the value and the gradients."""
     print(name, value.data.item(), [g.grad.item() for g in grads])
-    reference = {"first": -2.5, "second": 0.0}.get(name)
-    if reference is not None:
-        assert abs(value.data.item() - reference) > tol or True
 
 
 x = torch.Tensor([-3.0]).double()
