@@ -34,7 +34,7 @@ system-packages:
 # Every test; the library's suites run a second time with the CPU on array_api_strict.
 test: $(VENV)/.installed system-packages
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -q -p no:cacheprovider
-	CHAINRULE_CPU_NAMESPACE=array_api_strict $(PY) -m pytest -q -p no:cacheprovider tests/chainrule tests/func tests/device
+	CHAINRULE_CPU_NAMESPACE=array_api_strict $(PY) -m pytest -q -p no:cacheprovider tests/chainrule tests/func tests/device tests/corpus
 
 # The grading pipeline end to end on the bundled sample class; prints the gradebook.
 demo: $(VENV)/.installed

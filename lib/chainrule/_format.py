@@ -90,12 +90,13 @@ def tensor_repr(tensor):
         if array.ndim != 1:
             suffixes.append(f"size={array.shape}")
         # with no values to tell, any dtype but the default float32 is named
-        show_dtype = tensor.dtype is not dtypes.float32
+        show_dtype = tensor.dtype is not dtypes.default_float()
     else:
         summarize = array.size > THRESHOLD
         formatter = _Formatter((_edges(array) if summarize else array).reshape(-1))
         text = _nested(array, len(PREFIX), summarize, formatter)
-        show_dtype = tensor.dtype is dtypes.float64  # float32, int64 and bool are torch's defaults
+        # the default float dtype, int64 and bool go unnamed, as in torch
+        show_dtype = tensor.dtype.is_floating_point and tensor.dtype is not dtypes.default_float()
     if show_dtype:
         suffixes.append(f"dtype={tensor.dtype!r}")
     if tensor.grad_fn is not None:

@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 
 from . import dtypes
+from .mersenne import TorchGenerator
 
 # NumPy warns when an op's result holds inf or nan (log(0), 0 * inf); PyTorch does not, and
 # neither does chainrule. Only warnings raised by chainrule's own lines are silenced; in a graded
@@ -79,19 +80,22 @@ class Backend:
         raise NotImplementedError
 
     # random numbers ---------------------------------------------------------
+    # PyTorch's own generator and float conversions, so that a seeded program draws the numbers
+    # PyTorch draws (mersenne.py); the arrays are made on the host and moved to the device.
     def seed(self, seed):
-        self._rng = np.random.default_rng(seed)
+        self._generator().seed(seed)
 
     def _generator(self):
         if self._rng is None:
-            self._rng = np.random.default_rng()
+            self._rng = TorchGenerator()
         return self._rng
 
-    def random_normal(self, shape, dtype):
-        return self.asarray(self._generator().standard_normal(shape), dtype)
+    def random_normal(self, shape, dtype, mean=0.0, std=1.0):
+        values = self._generator().normal(shape, dtype is dtypes.float64, mean, std)
+        return self.asarray(values, dtype)
 
     def random_uniform(self, shape, dtype, low=0.0, high=1.0):
-        return self.asarray(self._generator().uniform(low, high, shape), dtype)
+        return self.asarray(self._generator().uniform(shape, dtype is dtypes.float64, low, high), dtype)
 
 
 class NumpyBackend(Backend):
@@ -108,7 +112,7 @@ class NumpyBackend(Backend):
             array = np.array(data)  # one conversion of Python data, then PyTorch's dtype rules
             if array.dtype.kind not in _INFERRED:
                 infer_dtype(array)  # raises the unsupported-data error
-            dtype = _INFERRED[array.dtype.kind]
+            dtype = _inferred(array.dtype.kind)
             return array.astype(self._native[dtype], copy=False), dtype
         return super().from_data(data, dtype)
 
@@ -186,7 +190,12 @@ def infer_dtype(data):
     if kind not in _INFERRED:
         raise TypeError(f"chainrule cannot make a tensor from {type(data).__name__} data of kind "
                         f"{np.asarray(data).dtype}; use numbers (float32, float64, int64 or bool)")
-    return _INFERRED[kind]
+    return _inferred(kind)
+
+
+def _inferred(kind):
+    """Python's floats become the default float dtype (float32 unless set_default_dtype changed it)."""
+    return dtypes.default_float() if kind == "f" else _INFERRED[kind]
 
 
 _cpu = None
@@ -263,8 +272,8 @@ class CupyBackend(Backend):
             self._rng = self._cupy.random.default_rng()
         return self._rng
 
-    def random_normal(self, shape, dtype):
-        return self._generator().standard_normal(shape, dtype=self._native[dtype])
+    def random_normal(self, shape, dtype, mean=0.0, std=1.0):
+        return self._generator().standard_normal(shape, dtype=self._native[dtype]) * std + mean
 
     def random_uniform(self, shape, dtype, low=0.0, high=1.0):
         return self._generator().random(shape, dtype=self._native[dtype]) * (high - low) + low

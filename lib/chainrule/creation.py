@@ -1,4 +1,8 @@
 """Making tensors: ``tensor``, ``zeros``, ``randn``... with PyTorch's signatures."""
+import builtins
+
+import numpy as np
+
 from . import backends, dtypes
 from .device import backend_for
 from .tensor import Tensor
@@ -22,6 +26,18 @@ def _shape(size):
     return tuple(size)
 
 
+def _size(positional, by_name, function):
+    """The shape given as ``zeros(2, 3)``, ``zeros((2, 3))`` or, as PyTorch allows, ``zeros(size=(2, 3))``."""
+    unexpected = set(by_name) - {"size"}
+    if unexpected:
+        raise TypeError(f"{function}() got an unexpected keyword argument '{unexpected.pop()}'")
+    if "size" in by_name:
+        if positional:
+            raise TypeError(f"{function}() got multiple values for argument 'size'")
+        return (by_name["size"],)
+    return positional
+
+
 def _float_dtype(dtype):
     return dtypes.default_float() if dtype is None else dtypes.resolve(dtype)
 
@@ -34,6 +50,11 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     backend = backend_for(device)
     array, _ = backend.from_data(data, None if dtype is None else dtypes.resolve(dtype))
     return _finish(array, backend, requires_grad)
+
+
+def from_numpy(array):
+    """A tensor of the array's values (a copy: chainrule does not share NumPy's memory)."""
+    return tensor(array)
 
 
 def as_tensor(data, dtype=None, device=None):
@@ -49,15 +70,18 @@ def _filled(xp_function, size, dtype, device, requires_grad):
     return _finish(array, backend, requires_grad)
 
 
-def zeros(*size, dtype=None, device=None, requires_grad=False):
+def zeros(*size, dtype=None, device=None, requires_grad=False, **by_name):
+    size = _size(size, by_name, "zeros")
     return _filled(lambda xp: xp.zeros, size, dtype, device, requires_grad)
 
 
-def ones(*size, dtype=None, device=None, requires_grad=False):
+def ones(*size, dtype=None, device=None, requires_grad=False, **by_name):
+    size = _size(size, by_name, "ones")
     return _filled(lambda xp: xp.ones, size, dtype, device, requires_grad)
 
 
-def empty(*size, dtype=None, device=None, requires_grad=False):
+def empty(*size, dtype=None, device=None, requires_grad=False, **by_name):
+    size = _size(size, by_name, "empty")
     return zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
@@ -89,15 +113,30 @@ def full_like(input, fill_value, dtype=None, device=None, requires_grad=False): 
                 device=input.device if device is None else device, requires_grad=requires_grad)
 
 
-def randn(*size, dtype=None, device=None, requires_grad=False):
+def randn(*size, dtype=None, device=None, requires_grad=False, **by_name):
     """Standard normal samples; reproducible after ``chainrule.manual_seed``."""
+    size = _size(size, by_name, "randn")
     backend = backend_for(device)
     dtype = _float_dtype(dtype)
     return _finish(backend.random_normal(_shape(size), dtype), backend, requires_grad)
 
 
-def rand(*size, dtype=None, device=None, requires_grad=False):
+def normal(mean, std, size, *, dtype=None, device=None, requires_grad=False):
+    """Normal samples of mean ``mean`` and standard deviation ``std`` (numbers), of shape ``size``."""
+    for name, value in (("mean", mean), ("std", std)):
+        if isinstance(value, Tensor):
+            from .stand_in import NotCovered
+            raise NotCovered(f"torch.normal with a tensor {name} (chainrule takes numbers)")
+    if std < 0:
+        raise RuntimeError(f"normal expects std >= 0.0, but found std {std:g}")
+    backend = backend_for(device)
+    dtype = _float_dtype(dtype)
+    return _finish(backend.random_normal(_shape((size,)), dtype, mean, std), backend, requires_grad)
+
+
+def rand(*size, dtype=None, device=None, requires_grad=False, **by_name):
     """Uniform samples from [0, 1); reproducible after ``chainrule.manual_seed``."""
+    size = _size(size, by_name, "rand")
     backend = backend_for(device)
     dtype = _float_dtype(dtype)
     return _finish(backend.random_uniform(_shape(size), dtype), backend, requires_grad)
@@ -123,10 +162,19 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
 
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
+    """PyTorch's points: the first half counted up from ``start``, the second half down from
+    ``end``, each as one multiply-add in the dtype (so ``sin`` of them prints as in PyTorch)."""
     backend = backend_for(device)
     dtype = _float_dtype(dtype)
-    array = backend.xp.linspace(start, end, steps, dtype=backend.native_dtype(dtype))
-    return _finish(array, backend, requires_grad)
+    kind, wide = (np.float64, np.longdouble) if dtype is dtypes.float64 else (np.float32, np.float64)
+    first, last = kind(start), kind(end)
+    step = kind(last - first) / kind(builtins.max(steps - 1, 1))
+    if steps == 1:
+        return _finish(backend.asarray(np.array([first]), dtype), backend, requires_grad)
+    i = np.arange(steps)
+    points = np.where(i < steps // 2, wide(first) + wide(step) * i,
+                      wide(last) - wide(step) * (steps - 1 - i)).astype(kind)
+    return _finish(backend.asarray(points, dtype), backend, requires_grad)
 
 
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):

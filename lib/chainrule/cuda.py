@@ -1,4 +1,5 @@
 """The CUDA device, backed by CuPy (an optional extra: ``pip install cupy-cuda12x``)."""
+from .stand_in import not_covered_in
 
 _backends = {}
 
@@ -40,3 +41,6 @@ def backend(index=0):
 def manual_seed(seed):
     if is_available():
         backend(0).seed(seed)
+
+
+__getattr__ = not_covered_in('torch.cuda')  # what PyTorch has and chainrule lacks: one clear line

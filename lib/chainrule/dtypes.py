@@ -28,8 +28,23 @@ BY_NAME = {d.name: d for d in ALL}
 BY_NAME.update(float=float32, double=float64, long=int64)
 
 
+_default_float = [float32]
+
+
 def default_float():
-    return float32
+    """The dtype of floats made without one (``tensor([1.5])``, ``zeros(2)``): float32 unless changed."""
+    return _default_float[0]
+
+
+def set_default_dtype(d):
+    d = resolve(d)
+    if not d.is_floating_point:
+        raise TypeError(f"only floating-point types are supported as the default type")
+    _default_float[0] = d
+
+
+def get_default_dtype():
+    return _default_float[0]
 
 
 def resolve(d):

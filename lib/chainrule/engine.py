@@ -20,6 +20,7 @@ class Node:
 
     next_functions = ()
     pre_hooks = ()      # functions of the output's gradient (Tensor.register_hook)
+    post_hooks = ()     # functions of (input gradients, output gradients) (register_hook)
     retained = None     # a weak reference to the non-leaf tensor whose .grad to fill (retain_grad)
 
     def name(self):
@@ -35,11 +36,28 @@ class Node:
     def release(self):
         """Free what the node saved for the backward pass (called unless retain_graph)."""
 
-    def register_prehook(self, hook):
+    def add_gradient_hook(self, hook):
+        """``hook(grad)`` on the gradient of the output before the node uses it; a tensor it
+        returns replaces the gradient (what ``Tensor.register_hook`` registers)."""
         if not self.pre_hooks:
             self.pre_hooks = []
         self.pre_hooks.append(hook)
         return RemovableHandle(self.pre_hooks, hook)
+
+    def register_prehook(self, hook):
+        """PyTorch's node pre-hook: ``hook(grad_outputs)``, a tuple, may return a new tuple."""
+        def on_gradient(grad):
+            result = hook((grad,))
+            return None if result is None else result[0]
+        return self.add_gradient_hook(on_gradient)
+
+    def register_hook(self, hook):
+        """PyTorch's node hook: ``hook(grad_inputs, grad_outputs)`` after the node ran, tuples;
+        a tuple it returns replaces the gradients of the inputs."""
+        if not self.post_hooks:
+            self.post_hooks = []
+        self.post_hooks.append(hook)
+        return RemovableHandle(self.post_hooks, hook)
 
 
 class AccumulateGrad(Node):
@@ -135,6 +153,10 @@ def backpropagate(roots, grads, *, keep_graph=False, capture=None, rule=None, or
             if node not in needed:
                 continue
         input_grads = rule(node, grad) if rule is not None else node.apply(grad)
+        for hook in node.post_hooks:
+            result = hook(tuple(input_grads), (grad,))
+            if result is not None:
+                input_grads = result
         for (child, _), child_grad in zip(node.next_functions, input_grads):
             if child is None or child_grad is None:
                 continue

@@ -9,6 +9,7 @@ An op subclass states two things side by side:
 Inputs may be tensors or Python numbers (constants). ``backward`` returns one gradient per
 input, ``None`` where ``self.needs_input_grad[i]`` is false.
 """
+import re
 import weakref
 
 from . import engine
@@ -29,6 +30,8 @@ class Function(engine.Node):
     #: whether the output may share input 0's memory (reshape, transpose, slicing): it then
     #: shares its version counter, so an in-place update through either is detected
     view = False
+    #: PyTorch's names for the inputs, so that ``grad_fn._saved_self`` reads what was saved
+    saved_names = ("self", "other")
 
     def __call__(self, *args):
         backend = None
@@ -114,6 +117,23 @@ class Function(engine.Node):
         out.grad_fn = self
         return out
 
+    def saved_value(self, key):
+        """What ``grad_fn._saved_<key>`` reads: what backward reads, under PyTorch's names (None
+        for an input this graph did not need)."""
+        name = "_saved_" + key
+        if "inputs" not in self.__dict__:
+            raise AttributeError(name)
+        if key == "result" and self.saves_output:
+            if self._output_array is None:
+                raise RuntimeError(FREED)
+            return self.output
+        names = self.saved_names[:len(self.inputs)]
+        if key not in names or names.index(key) not in self.inputs_to_save([True] * len(names)):
+            raise AttributeError(f"'{self.name()}' object has no attribute '{name}'")
+        if self.saved is None:
+            raise RuntimeError(FREED)
+        return self.inputs[names.index(key)]
+
     def inputs_to_save(self, needs_input_grad):
         """The inputs whose values this backward pass will read (version-checked at backward)."""
         return self.saves_inputs
@@ -151,12 +171,23 @@ class Function(engine.Node):
         return grad._array.ndim - len(self.out_shape)
 
 
+# ``grad_fn._saved_self``... as properties, not a ``__getattr__``: on Python 3.11 a class with a
+# ``__getattr__`` loses the interpreter's fast attribute access, and nodes are on the hot path.
+for _key in ("self", "other", "exponent", "result", "condition", "target"):
+    setattr(Function, "_saved_" + _key, property(lambda node, key=_key: node.saved_value(key)))
+
+
 def _modified_message(tensor, version, node):
+    """PyTorch's words: the tensor's legacy type name and size, and the node that made it."""
+    kind = {"float32": "Float", "float64": "Double", "int64": "Long", "bool": "Bool"}[tensor.dtype.name]
+    device = "cuda." if tensor.is_cuda else ""
+    made_by = "" if tensor.grad_fn is None else \
+        f", which is output 0 of {re.sub(r'Backward[0-9]*$', '', tensor.grad_fn.name())},"
     return ("one of the variables needed for gradient computation has been modified by an "
-            f"inplace operation: [{tensor.dtype.name} tensor of shape {list(tensor.shape)}], which "
-            f"is an input or output of {node.name()}, is at version {tensor._version}; expected "
-            f"version {version} instead. Hint: do the in-place update after backward(), or work "
-            "on a .clone() of the tensor.")
+            f"inplace operation: [chainrule.{device}{kind}Tensor {list(tensor.shape)}]{made_by} is at "
+            f"version {tensor._version}; expected version {version} instead. Hint: enable anomaly "
+            "detection to find the operation that failed to compute its gradient, with "
+            "torch.autograd.set_detect_anomaly(True, check_nan=False).")
 
 
 from .tensor import Tensor  # noqa: E402  (tensor.py imports this module's Function first)

@@ -80,3 +80,19 @@ class set_grad_enabled(_Switch):
 
     def _fresh(self):
         return set_grad_enabled(self.mode)
+
+
+class inference_mode(no_grad):
+    """``no_grad`` under PyTorch's newer name (chainrule has no separate inference tensors)."""
+
+    def __new__(cls, mode=True):
+        switch = object.__new__(cls)
+        switch.previous = []
+        switch.mode = not mode
+        return switch
+
+    def __init__(self, mode=True):
+        pass
+
+    def _fresh(self):
+        return type(self)(not self.mode)

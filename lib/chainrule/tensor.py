@@ -27,6 +27,11 @@ NON_LEAF_GRAD = (
     "access the non-leaf Tensor by mistake, make sure you access the leaf Tensor instead.")
 
 
+SCALAR_OF_GRAD = ("Converting a tensor with requires_grad=True to a scalar may lead to unexpected "
+                  "behavior.\nConsider using tensor.detach() first.")
+_warned_scalar = False
+
+
 class VersionCounter:
     """How many in-place updates a piece of memory has had. A tensor and its views (detach,
     reshape, transpose, slices) share one, so a change through any of them is seen by every
@@ -48,6 +53,21 @@ class Tensor:
     _owned = False        # this gradient object is some leaf's .grad already
 
     # ------------------------------------------------------------------ construction
+    def __new__(cls, *data, device=None):
+        """PyTorch's legacy constructor: ``Tensor([2, 1])`` copies data into a float32 tensor,
+        ``Tensor(2, 3)`` makes one of that shape (zeros), ``Tensor()`` an empty one."""
+        from . import creation
+        if len(data) == 1 and not isinstance(data[0], int):
+            if isinstance(data[0], (float, complex, bool, str)) or data[0] is None:
+                raise TypeError(f"new(): data must be a sequence (got {type(data[0]).__name__})")
+            if isinstance(data[0], Size):
+                return creation.zeros(*data[0], dtype=dtypes.float32, device=device)
+            return creation.tensor(data[0], dtype=dtypes.float32, device=device)
+        if not all(isinstance(n, int) for n in data):
+            names = ", ".join(type(n).__name__ for n in data)
+            raise TypeError(f"new() received an invalid combination of arguments - got ({names})")
+        return creation.zeros(*data or (0,), dtype=dtypes.float32, device=device)
+
     @classmethod
     def _make(cls, array, backend):
         t = object.__new__(cls)
@@ -151,7 +171,17 @@ class Tensor:
         node = self._edge()[0]
         if self.grad_fn is None:
             self._hooked_accumulator = node  # a leaf's hooks must outlive the graphs it is in
-        return node.register_prehook(hook)
+        return node.add_gradient_hook(hook)
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(tensor)`` once this leaf's ``.grad`` has been accumulated."""
+        if self.grad_fn is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+        if not self._requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        node = self._edge()[0]
+        self._hooked_accumulator = node
+        return node.register_hook(lambda grad_inputs, grad_outputs: hook(self))
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         from . import autograd
@@ -255,6 +285,10 @@ class Tensor:
         return bool(self.item())
 
     def __float__(self):
+        global _warned_scalar
+        if self._requires_grad and not _warned_scalar:  # PyTorch warns once per process
+            _warned_scalar = True
+            warnings.warn(SCALAR_OF_GRAD, UserWarning, stacklevel=2)
         return float(self.item())
 
     def __int__(self):
@@ -307,7 +341,7 @@ class Tensor:
         return self.to("cuda" if device is None else f"cuda:{device}")
 
     def clone(self):
-        return ops.Clone()(self)
+        return ops.clone(self)
 
     def contiguous(self):
         return self
@@ -343,6 +377,12 @@ class Tensor:
     def __rpow__(self, other):
         return ops.pow(other, self)
 
+    def __mod__(self, other):
+        return ops.remainder(self, other)
+
+    def __rmod__(self, other):
+        return ops.remainder(other, self)
+
     def __matmul__(self, other):
         return ops.matmul(self, other)
 
@@ -355,46 +395,41 @@ class Tensor:
     def __getitem__(self, key):
         return ops.index(self, key)
 
-    def _compare(self, other, compare):
-        a, b = ops._operands(self, other)  # PyTorch's promotion: an int tensor meets 1.5 as floats
-        b = b._array if isinstance(b, Tensor) else b
-        return Tensor._make(self._backend.wrap(compare(a._array, b)), self._backend)
-
     def __lt__(self, other):
-        return self._compare(other, lambda a, b: a < b)
+        return ops.lt(self, other)
 
     def __le__(self, other):
-        return self._compare(other, lambda a, b: a <= b)
+        return ops.le(self, other)
 
     def __gt__(self, other):
-        return self._compare(other, lambda a, b: a > b)
+        return ops.gt(self, other)
 
     def __ge__(self, other):
-        return self._compare(other, lambda a, b: a >= b)
+        return ops.ge(self, other)
 
     def __eq__(self, other):
-        return self._compare(other, lambda a, b: a == b)
+        return ops.eq(self, other)
 
     def __ne__(self, other):
-        return self._compare(other, lambda a, b: a != b)
+        return ops.ne(self, other)
 
     def __and__(self, other):
-        return self._compare(other, lambda a, b: a & b)  # a mask & 3 is an integer tensor
+        return ops.bitwise_and(self, other)
 
     def __or__(self, other):
-        return self._compare(other, lambda a, b: a | b)
+        return ops.bitwise_or(self, other)
 
     __rand__, __ror__ = __and__, __or__
 
     def __invert__(self):
-        return Tensor._make(~self._array, self._backend)
+        return ops.bitwise_not(self)
 
     # ------------------------------------------------------------------ in-place updates
     def _check_inplace(self):
         if state.enabled and self._requires_grad:
             if self.grad_fn is None:
                 raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
-                                   "operation. Wrap the update in `with chainrule.no_grad():`.")
+                                   "operation.")  # PyTorch's words, all of them: the corpus prints it
             raise RuntimeError("chainrule does not record in-place operations on tensors that are "
                                "part of a graph; write `y = y + x` instead of `y += x`.")
 
@@ -409,7 +444,7 @@ class Tensor:
             update(self._array, other if alpha == 1 else other * alpha)
         except ValueError as error:  # the update does not fit this tensor's shape
             source = tuple(getattr(other, "shape", ()))
-            raise RuntimeError(ops._inplace_message(tuple(self.shape), source)) from error
+            raise RuntimeError(inplace_message(tuple(self.shape), source)) from error
         self._bump_version()
         return self
 
@@ -422,12 +457,12 @@ class Tensor:
             raise RuntimeError("chainrule does not record item assignment, so no gradient would "
                                "reach the assigned value (PyTorch records it). Build the tensor "
                                "with cat, stack or where instead, or assign value.detach().")
-        key = ops._normalize_key(self, key)
+        key = normalize_key(self, key)
         region = tuple(self._backend.getitem(self._array, key).shape)
         source = tuple(getattr(value, "shape", ()))
         while len(source) > len(region) and source[0] == 1:  # leading 1s do not count, as in PyTorch
             source = source[1:]
-        message = ops._expand_message(region, source)
+        message = expand_message(region, source)
         if message:
             raise RuntimeError(message)
         xp = self._backend.xp
@@ -467,8 +502,8 @@ class Tensor:
         return self._inplace(source, _assign)
 
     def normal_(self, mean=0.0, std=1.0):
-        noise = self._backend.random_normal(tuple(self.shape), self.dtype)
-        return self._inplace(noise * std + mean, _assign)
+        return self._inplace(self._backend.random_normal(tuple(self.shape), self.dtype, mean, std),
+                             _assign)
 
     def uniform_(self, low=0.0, high=1.0):
         return self._inplace(self._backend.random_uniform(tuple(self.shape), self.dtype, low, high),
@@ -483,6 +518,12 @@ class Tensor:
 
     def sqrt(self):
         return ops.sqrt(self)
+
+    def sin(self):
+        return ops.sin(self)
+
+    def cos(self):
+        return ops.cos(self)
 
     def abs(self):
         return ops.abs(self)
@@ -523,11 +564,47 @@ class Tensor:
     def matmul(self, other):
         return ops.matmul(self, other)
 
-    def sum(self, dim=None, keepdim=False):
-        return ops.sum(self, dim, keepdim)
+    def dot(self, other):
+        return ops.dot(self, other)
 
-    def mean(self, dim=None, keepdim=False):
-        return ops.mean(self, dim, keepdim)
+    def mm(self, other):
+        return ops.mm(self, other)
+
+    def mv(self, other):
+        return ops.mv(self, other)
+
+    def softmax(self, dim):
+        return ops.softmax(self, dim)
+
+    def log_softmax(self, dim):
+        return ops.log_softmax(self, dim)
+
+    def sum(self, dim=None, keepdim=False, **numpy_names):
+        return ops.sum(self, dim, keepdim, **numpy_names)
+
+    def mean(self, dim=None, keepdim=False, **numpy_names):
+        return ops.mean(self, dim, keepdim, **numpy_names)
+
+    def cumsum(self, dim=None, **numpy_names):
+        return ops.cumsum(self, dim, **numpy_names)
+
+    def norm(self, p="fro", dim=None, keepdim=False):
+        return ops.norm(self, p, dim, keepdim)
+
+    def argmax(self, dim=None, keepdim=False, **numpy_names):
+        return ops.argmax(self, dim, keepdim, **numpy_names)
+
+    def argmin(self, dim=None, keepdim=False, **numpy_names):
+        return ops.argmin(self, dim, keepdim, **numpy_names)
+
+    def all(self, dim=None, keepdim=False, **numpy_names):
+        return ops.all(self, dim, keepdim, **numpy_names)
+
+    def any(self, dim=None, keepdim=False, **numpy_names):
+        return ops.any(self, dim, keepdim, **numpy_names)
+
+    def equal(self, other):
+        return ops.equal(self, other)
 
     def max(self, dim=None, keepdim=False):
         return ops.max(self, dim, keepdim)
@@ -587,4 +664,5 @@ def _assign(array, value):
     array[...] = value
 
 
-from . import ops  # noqa: E402  (ops builds on Tensor)
+from . import ops  # noqa: E402  (ops build on Tensor)
+from .ops.arguments import expand_message, inplace_message, normalize_key  # noqa: E402

@@ -124,3 +124,15 @@ def cpu_repr(tensor):
     """A tensor's repr as it reads on the CPU: the suite also runs with CUDA as default device,
     where chainrule (like PyTorch) adds ``device='cuda:0'``."""
     return repr(tensor).replace(", device='cuda:0'", "")
+
+
+def same_error(case):
+    """``case(lib)`` raises the same exception type with the same message in torch and in
+    chainrule (the module in a type's name aside: chainrule.Size for torch.Size)."""
+    import pytest
+    raised = []
+    for lib in (torch, chainrule):
+        with pytest.raises(Exception) as error:
+            case(lib)
+        raised.append((type(error.value).__name__, str(error.value).replace("chainrule.", "torch.")))
+    assert raised[1] == raised[0]

@@ -2,11 +2,17 @@
 import warnings
 
 from .. import ops
+from ..stand_in import not_covered_in
 
 linear = ops.linear
 sigmoid = ops.sigmoid
 tanh = ops.tanh
 relu = ops.relu
+softmax = ops.softmax
+log_softmax = ops.log_softmax
+nll_loss = ops.nll_loss
+cross_entropy = ops.cross_entropy
+binary_cross_entropy_with_logits = ops.binary_cross_entropy_with_logits
 
 
 def mse_loss(input, target, reduction="mean"):  # noqa: A002
@@ -18,3 +24,6 @@ def mse_loss(input, target, reduction="mean"):  # noqa: A002
     if reduction in ("mean", "sum", "none"):
         return ops.mse_loss(input, target, reduction)
     raise ValueError(f"{reduction} is not a valid value for reduction")
+
+
+__getattr__ = not_covered_in('torch.nn.functional')  # what PyTorch has and chainrule lacks: one clear line

@@ -62,6 +62,13 @@ class Module:
     def modules(self):
         return (m for _, m in self.named_modules())
 
+    def apply(self, fn):
+        """Call ``fn`` on every submodule, then on this module (``net.apply(init_weights)``)."""
+        for module in self.children():
+            module.apply(fn)
+        fn(self)
+        return self
+
     def children(self):
         return iter(self._modules.values())
 
@@ -190,6 +197,11 @@ class Sequential(Module):
             return Sequential(OrderedDict(list(self._modules.items())[index]))
         return list(self._modules.values())[index]
 
+    def __setitem__(self, index, module):
+        """``model[-1] = nn.Linear(...)``: a new layer in that place, under the same name."""
+        name = list(self._modules)[index]
+        setattr(self, name, module)
+
     def __len__(self):
         return len(self._modules)
 
@@ -226,12 +238,48 @@ class Identity(Module):
         return x
 
 
-class MSELoss(Module):
+class _Loss(Module):
     def __init__(self, reduction="mean"):
         super().__init__()
         if reduction not in ("mean", "sum", "none"):
             raise ValueError(f"{reduction} is not a valid value for reduction")
         self.reduction = reduction
 
+
+class MSELoss(_Loss):
     def forward(self, input, target):  # noqa: A002
         return F.mse_loss(input, target, self.reduction)
+
+
+class Flatten(Module):
+    def __init__(self, start_dim=1, end_dim=-1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x):
+        return x.flatten(self.start_dim, self.end_dim)
+
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Softmax(Module):
+    def __init__(self, dim=None):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x):
+        return F.softmax(x, self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class CrossEntropyLoss(_Loss):
+    def forward(self, input, target):  # noqa: A002
+        return F.cross_entropy(input, target, reduction=self.reduction)
+
+
+class BCEWithLogitsLoss(_Loss):
+    def forward(self, input, target):  # noqa: A002
+        return F.binary_cross_entropy_with_logits(input, target, reduction=self.reduction)

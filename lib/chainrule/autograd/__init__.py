@@ -1,8 +1,10 @@
 """The autograd front end: ``backward``, ``grad`` and ``gradcheck``, over the graph engine."""
-from . import engine
-from .creation import ones_like
-from .grad_mode import set_grad_enabled
-from .tensor import Tensor
+from .. import engine
+from ..creation import ones_like
+from ..custom_function import Function, FunctionCtx  # noqa: F401 - torch.autograd's names
+from ..grad_mode import set_grad_enabled
+from ..stand_in import not_covered_in
+from ..tensor import Tensor
 
 NO_GRAD_FN = "element {} of tensors does not require grad and does not have a grad_fn"
 UNUSED = ("The differentiated Tensor at index {} appears to not have been used in the graph. "
@@ -114,7 +116,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
     they differ.
     """
     import numpy as np
-    from .creation import tensor as make_tensor
+    from ..creation import tensor as make_tensor
 
     inputs = _as_tuple(inputs)
     checked = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
@@ -172,3 +174,8 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
 
 class GradcheckError(RuntimeError):
     """Raised by gradcheck when analytical and numerical gradients differ."""
+
+
+from . import function, functional  # noqa: E402 - torch.autograd.function, .functional
+
+__getattr__ = not_covered_in('torch.autograd')  # what PyTorch has and chainrule lacks: one clear line

@@ -1,0 +1,214 @@
+"""The ops and APIs the learning material needs (tests/corpus), against PyTorch: values,
+gradients (and gradcheck), random numbers after a seed, and PyTorch's errors for bad input."""
+
+import numpy as np
+import pytest
+import torch
+
+import chainrule
+from helpers import assert_same, check, check_second_order, same_error
+
+RNG = np.random.default_rng(7)
+
+
+# ---------------------------------------------------------------- values and gradients
+@pytest.mark.parametrize("name", ["sin", "cos"])
+def test_trigonometric_functions(name):
+    check(lambda a: getattr(chainrule, name)(a), lambda a: getattr(torch, name)(a),
+          RNG.uniform(-4, 4, (3, 4)))
+    check_second_order(lambda lib, a: getattr(lib, name)(a), RNG.uniform(-4, 4, (5,)))
+
+
+@pytest.mark.parametrize("name, shapes", [("dot", [(5,), (5,)]), ("mm", [(3, 4), (4, 2)]),
+                                          ("mv", [(3, 4), (4,)])])
+def test_products(name, shapes):
+    arrays = [RNG.standard_normal(s) for s in shapes]
+    check(lambda a, b: getattr(chainrule, name)(a, b), lambda a, b: getattr(torch, name)(a, b), *arrays)
+    check(lambda a, b: getattr(a, name)(b), lambda a, b: getattr(a, name)(b), *arrays)
+
+
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_cumsum(dim):
+    check(lambda a: a.cumsum(dim), lambda a: a.cumsum(dim), RNG.standard_normal((3, 4)))
+    check(lambda a: chainrule.cumsum(a, axis=dim), lambda a: torch.cumsum(a, axis=dim),
+          RNG.standard_normal((2, 5)))
+    check_second_order(lambda lib, a: lib.cumsum(a, dim) ** 2, RNG.standard_normal((2, 3)))
+
+
+def test_norm():
+    check(chainrule.norm, torch.norm, RNG.standard_normal((3, 4)))
+    check(lambda a: a.norm(), lambda a: a.norm(), RNG.standard_normal(6))
+
+
+@pytest.mark.parametrize("dim", [0, 1, -1])
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_softmax_and_log_softmax(name, dim):
+    check(lambda a: getattr(chainrule.nn.functional, name)(a, dim),
+          lambda a: getattr(torch.nn.functional, name)(a, dim), RNG.standard_normal((3, 5)) * 3)
+    check_second_order(lambda lib, a: getattr(lib, name)(a, dim), RNG.standard_normal((2, 3)))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_with_class_indices(reduction):
+    target = np.array([2, 0, 1, 2])
+    check(lambda a: chainrule.nn.functional.cross_entropy(a, chainrule.tensor(target), reduction=reduction),
+          lambda a: torch.nn.functional.cross_entropy(a, torch.tensor(target), reduction=reduction),
+          RNG.standard_normal((4, 3)) * 2)
+    check(lambda a: chainrule.nn.CrossEntropyLoss(reduction=reduction)(a, chainrule.tensor(target)),
+          lambda a: torch.nn.CrossEntropyLoss(reduction=reduction)(a, torch.tensor(target)),
+          RNG.standard_normal((4, 3)))
+
+
+def test_cross_entropy_of_one_sample():
+    check(lambda a: chainrule.nn.functional.cross_entropy(a, chainrule.tensor(1)),
+          lambda a: torch.nn.functional.cross_entropy(a, torch.tensor(1)), RNG.standard_normal(4))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_binary_cross_entropy_with_logits(reduction):
+    logits = RNG.standard_normal((3, 4)) * 30  # large logits: no overflow
+    targets = RNG.uniform(0, 1, (3, 4))
+    check(lambda x, t: chainrule.nn.functional.binary_cross_entropy_with_logits(x, t, reduction=reduction),
+          lambda x, t: torch.nn.functional.binary_cross_entropy_with_logits(x, t, reduction=reduction),
+          logits, targets)
+    check(lambda x, t: chainrule.nn.BCEWithLogitsLoss(reduction=reduction)(x, t),
+          lambda x, t: torch.nn.BCEWithLogitsLoss(reduction=reduction)(x, t), logits / 30, targets)
+
+
+def test_remainder():
+    # away from the jumps of a % b, where finite differences would straddle one
+    a, b = np.array([[5.3, -7.4, 0.8, 2.2]]), np.array([2.1, 3.0, 1.5, 0.9])
+    check(lambda a, b: a % b, lambda a, b: a % b, a, b)
+    check(lambda a: a % 1.5, lambda a: a % 1.5, a)
+    for lib in (torch, chainrule):
+        assert (lib.tensor([5.0], requires_grad=True) % 2).grad_fn.name() == "RemainderBackward0"
+
+
+def test_no_gradient_when_a_number_is_divided_by_a_tensor():
+    def case(lib):
+        b = lib.tensor([2.0, 3.0], requires_grad=True)
+        (7.5 % b).sum().backward()
+    same_error(case)
+
+
+@pytest.mark.parametrize("case", [
+    lambda lib, t: t.argmax(), lambda lib, t: t.argmax(dim=1), lambda lib, t: t.argmin(0, keepdim=True),
+    lambda lib, t: t.argmax(axis=1), lambda lib, t: lib.argmax(t, 1, True),
+    lambda lib, t: (t > 0).all(), lambda lib, t: (t > 0).any(dim=0), lambda lib, t: t.all(1),
+    lambda lib, t: lib.equal(t, t.clone()), lambda lib, t: t.equal(t[:1]), lambda lib, t: t.sum(axis=0),
+    lambda lib, t: t.mean(axis=1, keepdims=True), lambda lib, t: lib.tensor([3, 4]) % 3,
+    lambda lib, t: lib.arange(6).reshape(2, 3).cumsum(axis=0), lambda lib, t: (t > 0).cumsum(1),
+])
+def test_reductions_and_comparisons(case):
+    values = np.array([[0.5, -2.0, 3.0], [4.0, 0.0, -1.0]])
+    got, expected = case(chainrule, chainrule.tensor(values)), case(torch, torch.tensor(values))
+    if isinstance(expected, bool):
+        assert got is expected
+    else:
+        assert str(got.dtype).split(".")[-1] == str(expected.dtype).split(".")[-1]
+        assert_same(got, expected)
+
+
+def test_legacy_names_of_numpy_keywords_and_sizes():
+    assert chainrule.randn(size=(2, 3)).shape == (2, 3)
+    assert chainrule.zeros(size=(4,)).tolist() == [0.0] * 4
+    with pytest.raises(TypeError, match="got an unexpected keyword argument 'shape'"):
+        chainrule.ones(shape=(2,))
+
+
+# ---------------------------------------------------------------- random numbers and points
+@pytest.mark.parametrize("draw", [
+    lambda lib: lib.rand(5), lambda lib: lib.rand(3, dtype=lib.float64), lambda lib: lib.randn(7),
+    lambda lib: lib.randn(33, dtype=lib.float64), lambda lib: lib.nn.Linear(3, 2).weight.detach(),
+    lambda lib: lib.ones(40).uniform_(-1, 2), lambda lib: lib.zeros(6).normal_(1.0, 3.0),
+])
+def test_random_numbers_are_pytorchs_after_the_same_seed(draw):
+    torch.manual_seed(3)
+    chainrule.manual_seed(3)
+    # three draws in a row: the generator's state (and a cached normal sample) carries over
+    for _ in range(3):
+        expected, got = draw(torch), draw(chainrule)
+        np.testing.assert_array_equal(got.cpu().numpy(), expected.numpy())
+
+
+@pytest.mark.parametrize("draw", [lambda lib: lib.randn(3, 7), lambda lib: lib.normal(2.0, 0.5, (4, 5))])
+def test_float32_normal_samples_of_16_or_more_are_pytorchs_to_the_last_bit_or_so(draw):
+    """PyTorch transforms these with vectorised log, cos and sin (one ulp or so from C's)."""
+    torch.manual_seed(3)
+    chainrule.manual_seed(3)
+    for _ in range(3):
+        expected, got = draw(torch), draw(chainrule)
+        np.testing.assert_allclose(got.cpu().numpy(), expected.numpy(), rtol=4e-7, atol=2e-7)
+
+
+@pytest.mark.parametrize("start, end, steps", [(0.0, 6.283185307179586, 25), (-3.14159, 3.14159, 2000),
+                                               (0.0, 1.0, 7), (-1.0, 1.0, 1), (2.0, -2.0, 10)])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_linspace_points_are_pytorchs(start, end, steps, dtype):
+    got = chainrule.linspace(start, end, steps, dtype=getattr(chainrule, dtype))
+    expected = torch.linspace(start, end, steps, dtype=getattr(torch, dtype))
+    np.testing.assert_array_equal(got.cpu().numpy(), expected.numpy())
+
+
+def test_default_dtype_can_be_float64():
+    for lib in (torch, chainrule):
+        lib.set_default_dtype(lib.float64)
+        try:
+            made = lib.tensor([1.5]), lib.zeros(2), lib.nn.Linear(2, 1).weight
+            assert [str(t.dtype).split(".")[-1] for t in made] == ["float64"] * 3
+            assert repr(lib.tensor([1.5])) == "tensor([1.5000])"
+            assert repr(lib.tensor([1.5], dtype=lib.float32)) == f"tensor([1.5000], dtype={lib.__name__}.float32)"
+        finally:
+            lib.set_default_dtype(lib.float32)
+
+
+# ---------------------------------------------------------------- PyTorch's errors
+@pytest.mark.parametrize("case", [
+    lambda lib: lib.dot(lib.ones(2, 2), lib.ones(2)),
+    lambda lib: lib.dot(lib.ones(3), lib.ones(2)),
+    lambda lib: lib.dot(lib.ones(3), lib.ones(3, dtype=lib.float64)),
+    lambda lib: lib.mm(lib.ones(3), lib.ones(3, 2)),
+    lambda lib: lib.mm(lib.ones(2, 3), lib.ones(3)),
+    lambda lib: lib.mv(lib.ones(3), lib.ones(3)),
+    lambda lib: lib.norm(lib.arange(3)),
+    lambda lib: lib.argmax(lib.ones(0)),
+    lambda lib: lib.softmax(lib.ones(2, 3), 2),
+    lambda lib: lib.ones(2, 3).cumsum(2),
+    lambda lib: lib.equal(lib.ones(2), 1),
+    lambda lib: lib.nn.functional.cross_entropy(lib.ones(3, 4), lib.tensor([1, 2])),
+    lambda lib: lib.nn.functional.cross_entropy(lib.ones(2, 4), lib.tensor([1, 5])),
+    lambda lib: lib.nn.functional.cross_entropy(lib.ones(2, 4), lib.tensor([1.0, 2.0])),
+    lambda lib: lib.nn.functional.cross_entropy(lib.ones(2, 4), lib.tensor([1, 2]), reduction="bad"),
+    lambda lib: lib.nn.functional.binary_cross_entropy_with_logits(lib.ones(3), lib.ones(2)),
+    lambda lib: lib.normal(0.0, -1.0, (2,)),
+    lambda lib: lib.Tensor(2.5),
+    lambda lib: lib.ones(2, requires_grad=True).mul_(2),
+])
+def test_bad_input_gets_pytorchs_error(case):
+    same_error(case)
+
+
+def test_a_saved_tensor_changed_in_place_is_named_as_pytorch_names_it():
+    def case(lib):
+        y = lib.tensor([1.0, 2.0], requires_grad=True).sigmoid()
+        y.detach().zero_()
+        y.sum().backward()
+    same_error(case)
+
+
+# ---------------------------------------------------------------- what a node saved
+def test_saved_tensors_under_pytorchs_names():
+    for lib in (torch, chainrule):
+        x = lib.tensor([1.0, 2.0], requires_grad=True)
+        w = lib.tensor([3.0, 4.0])
+        y = x.pow(2)
+        assert y.grad_fn._saved_self is x and y.grad_fn._saved_exponent == 2
+        e = x.exp()
+        assert e.grad_fn._saved_result is not e and lib.equal(e.grad_fn._saved_result, e)
+        m = x * w
+        assert m.grad_fn._saved_other is w and m.grad_fn._saved_self is None
+        m.sum().backward()
+        with pytest.raises(RuntimeError, match="Trying to backward through the graph a second time"):
+            m.grad_fn._saved_other
+        with pytest.raises(AttributeError):
+            (x + w).grad_fn._saved_self
