@@ -179,7 +179,10 @@ def dask_command(role: str, address: str | None, tls_dir: str | None, extra: lis
     """The ``dask scheduler`` / ``dask worker`` command line for this course, and its environment:
     the course on the import path, one grading job per worker process, the bounded retries."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [REPO_ROOT, os.environ.get("PYTHONPATH")])),
-               DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=str(ALLOWED_FAILURES))
+               DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=str(ALLOWED_FAILURES),
+               # One job per worker thread at a time: a job queued behind one that kills its worker
+               # would be blamed for that death too, and an innocent student recorded as a grader error.
+               DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION="1.0")
     cmd = [sys.executable, "-m", f"distributed.cli.dask_{role}", "--no-dashboard"]  # no web page on any port
     if role == "worker":
         cmd += [address, "--nthreads", "1"]
