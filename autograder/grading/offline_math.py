@@ -27,6 +27,7 @@ _CODE = re.compile(r"(```.*?```|`[^`\n]*`)", re.S)
 _MATH = re.compile(r"\$\$(.+?)\$\$|(?<![\\$])\$([^$\n]+?)\$", re.S)
 # What the course's TeX uses that mathtext spells differently or does not have (sizes are dropped).
 _SPELLINGS = [(re.compile(r"\\[td]?frac\s*(\d)\s*(\d)"), r"\\frac{\1}{\2}"), (re.compile(r"\\[td]frac\b"), r"\\frac"), (re.compile(r"\\[bB]igg?[lr]?\b"), ""),
+              (re.compile(r"\\underbrace\{([^{}]*)\}_\{((?:[^{}]|\{[^{}]*\})*)\}"), r"\\underset{\2}{\1}"),
               (re.compile(r"\\text\{"), r"\\mathrm{"),
               (re.compile(r"\\(mathbf|mathrm|mathbb|mathcal|mathit)\s+(\w)"), r"\\\1{\2}")]
 
