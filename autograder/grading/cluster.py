@@ -56,14 +56,15 @@ class ClusterError(WorkspaceError):
 
 # ---------------------------------------------------------------- what must match on every worker
 def environment_fingerprint() -> dict[str, str]:
-    """The course code (a digest of its source files) and the versions that change a grade."""
+    """The course code (a digest of its source files and message catalogues) and the versions that
+    change a grade or what a student reads."""
     digest = hashlib.sha256()
     for folder in CODE_FOLDERS:
         base = os.path.join(REPO_ROOT, folder)
         for root, dirs, files in os.walk(base):
             dirs[:] = sorted(d for d in dirs if d != "__pycache__")
             for name in sorted(files):
-                if name.endswith(".py"):
+                if name.endswith((".py", ".po")):  # the code, and the messages students read
                     path = os.path.join(root, name)
                     digest.update(os.path.relpath(path, REPO_ROOT).encode() + b"\0")
                     with open(path, "rb") as fh:
