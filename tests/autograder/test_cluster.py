@@ -99,18 +99,22 @@ def test_the_sample_class_on_two_workers_one_killed_mid_run(dask_cluster, tmp_pa
         if line.startswith("[1/") and len(dask_cluster.workers) == 2:
             dask_cluster.kill(dask_cluster.workers.pop(0))  # a whole worker (nanny too) gone mid-run
 
-    results = autograde(ws, limits=Limits(**TEST_LIMITS), progress=progress, scheduler=dask_cluster.address)
+    # A killed worker's job reruns on the survivor while it grades an endless loop: on a loaded 2-core
+    # CI machine `import torch` then took over the tests' 4 s cell limit once (scored 0), so more room here.
+    limits = Limits(**{**TEST_LIMITS, "cell_timeout": 12.0})
+    results = autograde(ws, limits=limits, progress=progress, scheduler=dask_cluster.address)
     assert sorted(r["student"] for r in results) == sorted(chosen), "each job recorded exactly once"
     assert len(dask_cluster.workers) == 1, "the worker was killed while jobs were left"
     scores = gradebook_scores(ws)
     for student in chosen:
         expected_score, expected_flagged = samples[student][1], samples[student][2]
         got = next(r for r in results if r["student"] == student)
-        assert (got["score"], got["flagged"]) == (expected_score, expected_flagged), student
+        flags = [flag for nb in got["notebooks"].values() for flag in nb["flags"]]
+        assert (got["score"], got["flagged"]) == (expected_score, expected_flagged), (student, flags)
         assert scores[(student, "toy")] == (expected_score, 6.0)
     assert any("on the Dask cluster at" in line for line in lines)
     # a rerun grades only what is missing
-    assert autograde(ws, limits=Limits(**TEST_LIMITS), progress=lambda _: None,
+    assert autograde(ws, limits=limits, progress=lambda _: None,
                      scheduler=dask_cluster.address) == []
 
 
