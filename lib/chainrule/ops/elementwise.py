@@ -8,7 +8,7 @@ from ..batching import aligned, is_batched, levels
 from ..function import Function
 from ..grad_mode import state
 from ..tensor import Tensor
-from .arguments import (as_floating, binary_operands, broadcast_message, each_needs_the_other,
+from .arguments import (as_floating, binary_operands, broadcast_message, broadcast_shape, each_needs_the_other,
                         number_dtype, promoted, wider)
 from .shape import _reshape, sum_to
 
@@ -436,7 +436,8 @@ class SigmoidDerivative(Function):
     own, with its own backward, so that second derivatives through sigmoid still work."""
     saves_inputs = (0, 1)
 
-    batch_rule = Elementwise.batch_rule
+    def batch_rule(self, args, batch_dims):
+        return _same_shapes_rule(self, args, batch_dims)
 
     def name(self):
         return "SigmoidBackwardBackward0"
@@ -450,6 +451,14 @@ class SigmoidDerivative(Function):
         grad, out = self.inputs
         return (g * out * (1.0 - out) if self.needs_input_grad[0] else None,
                 g * grad * (1.0 - 2.0 * out) if self.needs_input_grad[1] else None)
+
+
+def _same_shapes_rule(op, args, batch_dims):
+    """Elementwise's rule for an op whose backward takes both inputs to have one shape (no
+    broadcasting to undo): an input without the batch is expanded to it first."""
+    a, b = aligned(args, batch_dims)
+    shape = broadcast_shape(tuple(a.shape), tuple(b.shape))
+    return op.fresh()(a.expand(*shape), b.expand(*shape)), 0
 
 
 class Tanh(Pointwise):
@@ -470,7 +479,8 @@ class TanhDerivative(Function):
     """``grad * (1 - out**2)`` as one op (see SigmoidDerivative)."""
     saves_inputs = (0, 1)
 
-    batch_rule = Elementwise.batch_rule
+    def batch_rule(self, args, batch_dims):
+        return _same_shapes_rule(self, args, batch_dims)
 
     def name(self):
         return "TanhBackwardBackward0"

@@ -123,7 +123,7 @@ class Matmul(Function):
         a, b = aligned((a, b), (da, db))
         out = a @ b
         out = out.squeeze(-1) if vector_b else out
-        return (out.squeeze(-2) if vector_a else out), 0
+        return (out.squeeze(-1 if vector_b else -2) if vector_a else out), 0
 
 
 def matmul(a, b):
