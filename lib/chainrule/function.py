@@ -9,7 +9,6 @@ An op subclass states two things side by side:
 Inputs may be tensors or Python numbers (constants). ``backward`` returns one gradient per
 input, ``None`` where ``self.needs_input_grad[i]`` is false.
 """
-import copy
 import re
 import weakref
 
@@ -156,7 +155,9 @@ class Function(engine.Node):
 
     def fresh(self):
         """This op, not yet run, to run again on other inputs (a batching rule's whole batch)."""
-        return copy.copy(self)
+        op = object.__new__(type(self))
+        op.__dict__.update(self.__dict__)
+        return op
 
     def apply(self, grad):
         self.check_saved()

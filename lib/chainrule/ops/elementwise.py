@@ -458,7 +458,7 @@ def _same_shapes_rule(op, args, batch_dims):
     broadcasting to undo): an input without the batch is expanded to it first."""
     a, b = aligned(args, batch_dims)
     shape = broadcast_shape(tuple(a.shape), tuple(b.shape))
-    return op.fresh()(a.expand(*shape), b.expand(*shape)), 0
+    return op.fresh()(*(t if tuple(t.shape) == shape else t.expand(*shape) for t in (a, b))), 0
 
 
 class Tanh(Pointwise):

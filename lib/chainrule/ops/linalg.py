@@ -117,6 +117,8 @@ class Matmul(Function):
         """Vectors as matrices (so that a batch of vectors is not taken for a matrix), the batch
         axis first and the samples padded to one rank: matmul's own broadcasting does the rest."""
         (a, b), (da, db) = args, batch_dims
+        if db is None and b.ndim == 2:  # one matrix for all: a plain product does it
+            return batch_front(a, da) @ b, 0
         vector_a, vector_b = a.ndim - (da is not None) == 1, b.ndim - (db is not None) == 1
         a = a.unsqueeze(-2) if vector_a else a
         b = b.unsqueeze(-1) if vector_b else b
@@ -180,9 +182,10 @@ class Linear(Function):
         batch = tuple(grad._array.shape[:lead])
         out_features, in_features = self.shapes[1]
         rows = math.prod(self.out_shape[:-1])
-        grad_rows = _reshape(grad, batch + (rows, out_features))
         grad_x = grad @ weight if self.needs_input_grad[0] else None
         grad_w = None
+        if self.needs_input_grad[1] or (len(self.needs_input_grad) > 2 and self.needs_input_grad[2]):
+            grad_rows = _reshape(grad, batch + (rows, out_features))
         if self.needs_input_grad[1]:
             grad_w = grad_rows.mT @ _reshape(x, (rows, in_features))
         grad_b = None
