@@ -34,6 +34,15 @@ ITEM = ("vmap: It looks like you're calling .item() on a Tensor. We don't suppor
         "report.")
 
 
+VALUES_READ = ("vmap: an operation read the values of a batched tensor outside a batching rule: "
+               "chainrule has no batching rule for it. Compute it outside vmap.")
+
+
+INPLACE = ("vmap: chainrule does not batch in-place updates of a batched tensor; write "
+           "`y = y + x` instead of `y += x` (and build tensors with cat, stack or where instead "
+           "of item assignment).")
+
+
 class Level:
     def __init__(self, number, batch_size, randomness):
         self.number, self.batch_size, self.randomness = number, batch_size, randomness
@@ -51,6 +60,9 @@ class LogicalArray:
     @property
     def ndim(self):
         return len(self.shape)
+
+    def __array__(self, *args, **kwargs):
+        raise RuntimeError(VALUES_READ)
 
 
 class BatchedTensor(Tensor):
@@ -100,6 +112,12 @@ class BatchedTensor(Tensor):
 
     def numpy(self):
         raise RuntimeError(ITEM)
+
+    def _inplace(self, other, update, alpha=1):
+        raise RuntimeError(INPLACE)
+
+    def __setitem__(self, key, value):
+        raise RuntimeError(INPLACE)
 
     def __repr__(self):
         return f"BatchedTensor(lvl={self.level}, bdim={self.batch_dim}, value=\n{self.physical!r}\n)"
@@ -188,9 +206,14 @@ def is_batched(*values):
 
 
 def no_rule(op):
-    name = type(op).__name__
+    return no_rule_for(type(op).__name__, op.name())
+
+
+def no_rule_for(name, node_name=None):
+    """The error for an op without a batching rule, naming it."""
+    shown = f"{name} ({node_name})" if node_name else name
     return RuntimeError(
-        f"vmap: chainrule has no batching rule for {name} ({op.name()}), so it cannot run "
+        f"vmap: chainrule has no batching rule for {shown}, so it cannot run "
         f"under vmap (nor jacrev, jacfwd or hessian, which use vmap). Give {name} a "
         "batch_rule next to its backward (see chainrule/batching.py), or compute it outside vmap.")
 

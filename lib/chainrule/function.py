@@ -6,6 +6,9 @@ An op subclass states two things side by side:
 * ``backward(self, grad)``: the gradient of each input, computed with chainrule's tensor ops, so
   that the backward pass can itself be recorded (``create_graph=True`` gives second derivatives).
 
+and a third, for ``vmap``: ``batch_rule(self, args, batch_dims)``, the op run once on a whole
+batch (see ``chainrule.batching``); most ops share their family's.
+
 Inputs may be tensors or Python numbers (constants). ``backward`` returns one gradient per
 input, ``None`` where ``self.needs_input_grad[i]`` is false.
 """

@@ -334,3 +334,26 @@ def test_data_dependent_control_flow_and_item():
 def test_an_op_without_a_batching_rule_is_named():
     with pytest.raises(RuntimeError, match="vmap: chainrule has no batching rule for Max"):
         chainrule.func.vmap(lambda a: a.max())(chainrule.ones(3, 2))
+
+
+def test_vmap_runs_the_function_once_on_the_whole_batch():
+    calls = []
+
+    def traced(row):
+        calls.append(tuple(row.shape))
+        return row * 2.0
+    out = chainrule.func.vmap(traced)(chainrule.ones(1000, 3))
+    assert calls == [(3,)] and tuple(out.shape) == (1000, 3)
+
+
+def test_values_read_outside_a_rule_and_in_place_updates_are_refused_clearly():
+    with pytest.raises(RuntimeError, match="vmap: chainrule has no batching rule for argmax"):
+        chainrule.func.vmap(lambda a: a.argmax())(chainrule.ones(3, 2))
+
+    def in_place(a):
+        a += 1.0
+        return a
+    with pytest.raises(RuntimeError, match="vmap: chainrule does not batch in-place updates"):
+        chainrule.func.vmap(in_place)(chainrule.ones(3, 2))
+    with pytest.raises(RuntimeError, match="read the values of a batched tensor outside a batching rule"):
+        chainrule.func.vmap(lambda a: chainrule.tensor(a))(chainrule.ones(3, 2))

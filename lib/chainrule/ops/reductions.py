@@ -2,7 +2,7 @@
 import builtins
 
 from .. import dtypes
-from ..batching import batch_front
+from ..batching import batch_front, is_batched, levels, no_rule_for
 from ..function import Function
 from ..tensor import Tensor
 from .arguments import normalize_dims
@@ -222,6 +222,8 @@ def norm(a, p="fro", dim=None, keepdim=False):
 # --------------------------------------------------------------------------- not differentiable
 def _indices(a, dim, keepdim, find):
     """Where the largest (smallest) element is, over all elements or along ``dim`` (int64)."""
+    if levels and is_batched(a):
+        raise no_rule_for(find.__name__)
     xp = a._backend.xp
     if dim is None:
         array = xp.reshape(a._array, (-1,))
@@ -248,6 +250,8 @@ def argmin(a, dim=None, keepdim=False, *, axis=None, keepdims=None):
 
 
 def _truth(a, dim, keepdim, test):
+    if levels and is_batched(a):
+        raise no_rule_for(test.__name__)
     array = a._array
     xp = a._backend.xp
     if array.dtype != a._backend.native_dtype(dtypes.bool):
