@@ -246,24 +246,48 @@ def _tree_map(function, tree):
     return tree_unflatten([function(leaf) for leaf in leaves], spec)
 
 
-def _spread(prefix, tree, what, describe):
-    """One entry of ``prefix`` (an int, None, or a tree that is a prefix of ``tree``) per leaf of ``tree``."""
+def _spread(prefix, tree, what, describe, trees="inputs"):
+    """One entry of ``prefix`` (an int, None, or a tree that is a prefix of ``tree``) per leaf of
+    ``tree``: where each input's batch axis is (``in_dims``), or each output's (``out_dims``)."""
+    spread = _spread_or_none(prefix, tree)
+    if spread is None:
+        raise ValueError(f"{describe}: {what} is not compatible with the structure of `{trees}`. "
+                         f"{what} has structure {_tree_spec(prefix)} but {trees} has structure "
+                         f"{_tree_spec(tree)}.")
+    return spread
+
+
+def _spread_or_none(prefix, tree):
     if prefix is None or isinstance(prefix, int):
         return [prefix] * len(tree_flatten(tree)[0])
     same_kind = isinstance(prefix, dict) == isinstance(tree, dict) and isinstance(tree, (dict, list, tuple))
     if not same_kind or len(prefix) != len(tree) or (isinstance(tree, dict) and set(prefix) != set(tree)):
-        raise ValueError(f"{describe}: {what} is not compatible with the structure of `inputs`. "
-                         f"{what} has structure {_structure(prefix)} but inputs has structure "
-                         f"{_structure(tree)}.")
-    keys = list(tree) if isinstance(tree, dict) else range(len(tree))
-    return [d for k in keys for d in _spread(prefix[k], tree[k], what, describe)]
+        return None
+    spread = []
+    for key in (list(tree) if isinstance(tree, dict) else range(len(tree))):
+        inner = _spread_or_none(prefix[key], tree[key])
+        if inner is None:
+            return None
+        spread += inner
+    return spread
 
 
-def _structure(tree):
+def _tree_spec(tree, indent=0):
+    """A tree's structure as PyTorch's pytree ``TreeSpec`` prints it (in its error messages)."""
+    if not isinstance(tree, (dict, list, tuple)):
+        return "*"
+    children = list(tree.values()) if isinstance(tree, dict) else list(tree)
+    context = list(tree) if isinstance(tree, dict) else None
+    shown = [_tree_spec(child, indent + 2) for child in children]
+    return f"TreeSpec({type(tree).__name__}, {context}, [" + (",\n" + " " * (indent + 2)).join(shown) + "])"
+
+
+def _tree_outline(tree):
+    """A tree with ``*`` for each leaf, as PyTorch's ``treespec_pprint`` prints it."""
     if isinstance(tree, dict):
-        return "{" + ", ".join(f"{k!r}: {_structure(v)}" for k, v in tree.items()) + "}"
+        return "{" + ", ".join(f"{k!r}: {_tree_outline(v)}" for k, v in tree.items()) + "}"
     if isinstance(tree, (list, tuple)):
-        inside = ", ".join(_structure(v) for v in tree)
+        inside = ", ".join(_tree_outline(v) for v in tree)
         return f"[{inside}]" if isinstance(tree, list) else f"({inside}{',' if len(tree) == 1 else ''})"
     return "*"
 
@@ -293,7 +317,7 @@ def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
             raise ValueError(f"vmap({_name(func)})(<inputs>): got no inputs. Maybe you forgot to "
                              "add inputs, or you are trying to vmap over a function with no "
                              "inputs. The latter is unsupported.")
-        if not (in_dims is None or isinstance(in_dims, (int, tuple))):
+        if not isinstance(in_dims, (int, tuple)):
             raise ValueError(f"{describe}: expected `in_dims` to be int or a (potentially nested) "
                              "tuple matching the structure of inputs, got: "
                              f"{type(in_dims)}.")
@@ -339,7 +363,11 @@ def _batch_size(leaves, dims, describe):
 def _unbatched(output, out_dims, level, func):
     """vmap's outputs as whole batches, the batch axis at ``out_dims``."""
     leaves, spec = tree_flatten(output)
-    dims = _spread(out_dims, output, "out_dims", f"vmap({_name(func)}, ...)")
+    describe = f"vmap({_name(func)}, ..., out_dims={out_dims})(<inputs>)"
+    if not (out_dims is None or isinstance(out_dims, (int, tuple, list, dict))):
+        raise ValueError(f"vmap({_name(func)}, ..., out_dims={out_dims}): `out_dims` must be an int, None or a python collection of "
+                         "ints representing where in the outputs the vmapped dimension should appear.")
+    dims = _spread(out_dims, output, "out_dims", describe, trees="outputs")
     results = []
     for leaf, d in zip(leaves, dims):
         if not isinstance(leaf, Tensor):
@@ -358,6 +386,9 @@ def _unbatched(output, out_dims, level, func):
         if batch_dim is None:  # the same for every sample: copied along a new batch axis
             physical = physical.unsqueeze(0).expand(level.batch_size, *physical.shape)
             batch_dim = 0
+        if not -physical.ndim <= d < physical.ndim:
+            raise IndexError(f"Dimension out of range (expected to be in range of "
+                             f"[{-physical.ndim}, {physical.ndim - 1}], but got {d})")
         d = d % physical.ndim
         if d != batch_dim:
             order = list(range(physical.ndim))
@@ -415,7 +446,11 @@ def _pull_back(outputs, leaves, cotangents, keep_graph, retain=False):
 
 def _argnums_leaves(args, argnums):
     """The inputs to differentiate (``argnums``), made differentiable, and the new arguments."""
-    numbers = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    if not isinstance(argnums, (int, tuple)):
+        raise RuntimeError(f"argnums must be int or Tuple[int, ...], got: {type(argnums)}")
+    numbers = (argnums,) if isinstance(argnums, int) else argnums
+    if len(set(numbers)) != len(numbers):
+        raise RuntimeError(f"argnums elements must be unique, got {argnums}")
     for n in numbers:
         if not isinstance(n, int):
             raise RuntimeError(f"argnums must be int or Tuple[int, ...], got: {type(argnums)}")
@@ -497,24 +532,30 @@ def vjp(func, *primals, has_aux=False):
         aux = None
         if has_aux:
             output, aux = output
-    outputs, out_spec = tree_flatten(output)
-    for o in outputs:
-        if not isinstance(o, Tensor):
-            raise RuntimeError(f"vjp(f, *primals): Expected f to be a function that has "
-                               f"non-empty output, got {type(o)}")
+    outputs, out_spec = _only_tensors(output)
     leaves, spec = tree_flatten(leaves_tree)
 
     def vjp_fn(cotangents):
-        flat, _ = tree_flatten(cotangents)
-        if len(flat) != len(outputs):
+        flat, cotangent_spec = tree_flatten(cotangents)
+        if cotangent_spec != out_spec:
             raise RuntimeError("Expected pytree structure of cotangents to be the same as pytree "
-                               "structure of outputs to the function")
+                               "structure of outputs to the function. cotangents: "
+                               f"{_tree_outline(cotangents)}, primal output: {_tree_outline(output)}")
         with _Differentiating():
             grads = _pull_back(outputs, leaves, flat, keep_graph, retain=True)
         return _returned(tree_unflatten(_zeros_where_none(grads, leaves), spec), keep_graph)
 
     result = (_returned(output, keep_graph), vjp_fn)
     return result + (_returned(aux, keep_graph),) if has_aux else result
+
+
+def _only_tensors(output):
+    outputs, spec = tree_flatten(output)
+    for o in outputs:
+        if not isinstance(o, Tensor):
+            raise RuntimeError("vjp(f, *primals): expected f(*primals) to return only tensors, got "
+                               f"unsupported type {type(o)}")
+    return outputs, spec
 
 
 def jacrev(func, argnums=0, *, has_aux=False, chunk_size=None):
@@ -529,7 +570,7 @@ def jacrev(func, argnums=0, *, has_aux=False, chunk_size=None):
             aux = None
             if has_aux:
                 output, aux = output
-            outputs, out_spec = tree_flatten(output)
+            outputs, out_spec = _only_tensors(output)
             leaves, in_spec = tree_flatten(chosen)
             blocks = []
             for k, o in enumerate(outputs):
