@@ -170,6 +170,7 @@ def dispatch(op, args):
     if all(d is None for d in batch_dims):  # nothing batched at this level: the op as it is
         out, out_dim = op.fresh()(*physical), None
     else:
+        op.vmap_level = level
         out, out_dim = op.batch_rule(physical, batch_dims)
     result = BatchedTensor.wrap(out, out_dim, level)
     op.backend = result._backend

@@ -219,7 +219,7 @@ def test_randomness():
 # --------------------------------------------------------------------------- random graphs
 UNARY = ["exp_small", "tanh", "sigmoid", "sin", "square", "neg", "relu", "abs_plus", "sqrt_abs"]
 BINARY = ["add", "mul", "sub", "div_safe", "maximum", "where"]
-REDUCE = ["sum_last", "mean_first", "softmax_last", "cumsum_last", "transpose", "reshape_flat",
+REDUCE = ["sum_last", "mean_first", "max_last", "min_all", "softmax_last", "cumsum_last", "transpose", "reshape_flat",
           "unsqueeze_expand", "index_slice", "matmul_w", "stack_cat"]
 
 
@@ -232,7 +232,8 @@ def apply_op(lib, name, a, b, w):
         "add": lambda: a + b, "mul": lambda: a * b, "sub": lambda: a - 2.0 * b,
         "div_safe": lambda: a / (b * b + 1.0), "maximum": lambda: lib.maximum(a, b),
         "where": lambda: lib.where(a > b, a, b * 0.5),
-        "sum_last": lambda: a.sum(-1, keepdim=True) + b, "mean_first": lambda: a.mean(0) * b,
+        "sum_last": lambda: a.sum(-1, keepdim=True) + b, "max_last": lambda: a.max(-1, keepdim=True)[0] * b,
+        "min_all": lambda: a.min() + a, "mean_first": lambda: a.mean(0) * b,
         "softmax_last": lambda: lib.softmax(a, dim=-1),
         "cumsum_last": lambda: lib.cumsum(a, dim=1) * 0.3,
         "transpose": lambda: a.T.reshape(3, 4), "reshape_flat": lambda: a.reshape(-1).reshape(3, 4),
@@ -343,8 +344,26 @@ def test_data_dependent_control_flow_and_item():
 
 
 def test_an_op_without_a_batching_rule_is_named():
-    with pytest.raises(RuntimeError, match="vmap: chainrule has no batching rule for Max"):
-        chainrule.func.vmap(lambda a: a.max())(chainrule.ones(3, 2))
+    class Cube(chainrule.function.Function):  # a new op, written without a batching rule
+        def forward(self, xp, a):
+            return a * a * a
+
+        def backward(self, grad):
+            return (3.0 * grad * self.inputs[0] ** 2,)
+    assert tuple(Cube()(chainrule.ones(3)).shape) == (3,)
+    with pytest.raises(RuntimeError, match=r"vmap: chainrule has no batching rule for Cube \(CubeBackward0\)"):
+        chainrule.func.vmap(lambda a: Cube()(a))(chainrule.ones(3, 2))
+
+
+def test_max_and_min_along_a_dim_and_over_all_elements():
+    def program(lib, x):
+        f = func_of(lib)
+        return (f.vmap(lambda a: a.max())(x), f.vmap(lambda a: a.min(dim=1).values)(x),
+                f.vmap(lambda a: a.max(dim=0).indices)(x), f.vmap(f.grad(lambda a: a.max()))(x),
+                f.vmap(f.grad(lambda a: a.min(dim=-1, keepdim=True).values.sum()))(x),
+                f.grad(lambda a: f.vmap(lambda r: r.max())(a).sum())(x),
+                f.vmap(lambda a: a.max(), in_dims=2)(x))
+    both(program, RNG.standard_normal((4, 3, 5)))
 
 
 def test_vmap_runs_the_function_once_on_the_whole_batch():

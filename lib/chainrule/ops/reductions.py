@@ -2,7 +2,7 @@
 import builtins
 
 from .. import dtypes
-from ..batching import batch_front, is_batched, levels, no_rule_for
+from ..batching import BatchedTensor, batch_front, is_batched, levels, no_rule_for
 from ..function import Function
 from ..tensor import Tensor
 from .arguments import normalize_dims
@@ -100,7 +100,25 @@ class Max(Function):
     def backward(self, grad):
         dims = tuple(range(len(self.shapes[0]))) if self.dim is None else (self.dim,)
         expanded = _expand_reduced(grad, self.shapes[0], dims, self.lead(grad))
-        return (expanded * Tensor._make(self.mask, grad._backend),)
+        mask = self.mask if isinstance(self.mask, Tensor) else Tensor._make(self.mask, grad._backend)
+        return (expanded * mask,)
+
+    def batch_rule(self, args, batch_dims):
+        """Along a dim: the same op one axis further. Over all elements: along each sample's
+        elements laid flat. The mask backward reads is kept batched, as the values are."""
+        x = batch_front(args[0], batch_dims[0])
+        batch, ones = x.shape[0], (1,) * (x.ndim - 1)
+        if self.dim is None:
+            values = type(self)(1)(x.reshape(batch, -1))
+            hits = (x == values.reshape(batch, *ones)).to(x.dtype)
+            mask = hits / hits.reshape(batch, -1).sum(dim=1).reshape(batch, *ones)  # ties share
+        else:
+            inner = type(self)(self.dim + 1, self.keepdim)
+            values = inner(x)
+            mask = Tensor._make(inner.mask, x._backend)
+            self.indices = BatchedTensor.wrap(Tensor._make(inner.indices, x._backend), 0, self.vmap_level)
+        self.mask = BatchedTensor.wrap(mask, 0, self.vmap_level)
+        return values, 0
 
 
 def max(a, dim=None, keepdim=False):  # noqa: A001
@@ -151,7 +169,8 @@ def _extreme(op_class, result_class, elementwise, a, dim, keepdim):
         return _extreme(op_class, result_class, elementwise, a.reshape(1), 0, False)
     op = op_class(normalize_dims(dim, a.ndim)[0], keepdim)
     values = op(a)
-    return result_class((values, Tensor._make(op.indices, a._backend)))
+    indices = op.indices if isinstance(op.indices, Tensor) else Tensor._make(op.indices, a._backend)
+    return result_class((values, indices))
 
 
 _SCALAR_TYPES = {"float32": "Float", "float64": "Double", "int64": "Long", "bool": "Bool"}
