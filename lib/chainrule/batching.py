@@ -61,8 +61,10 @@ class LogicalArray:
     def ndim(self):
         return len(self.shape)
 
-    def __array__(self, *args, **kwargs):
+    def __array__(self, *args, **kwargs):  # NumPy asks for the values
         raise RuntimeError(VALUES_READ)
+
+    __dlpack__ = __array__  # other array libraries ask for them this way
 
 
 class BatchedTensor(Tensor):
