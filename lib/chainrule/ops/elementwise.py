@@ -457,6 +457,8 @@ def _same_shapes_rule(op, args, batch_dims):
     """Elementwise's rule for an op whose backward takes both inputs to have one shape (no
     broadcasting to undo): an input without the batch is expanded to it first."""
     a, b = aligned(args, batch_dims)
+    if not (state.enabled and (a.requires_grad or b.requires_grad)):  # no backward to mind
+        return op.fresh()(a, b), 0
     shape = broadcast_shape(tuple(a.shape), tuple(b.shape))
     return op.fresh()(*(t if tuple(t.shape) == shape else t.expand(*shape) for t in (a, b))), 0
 
