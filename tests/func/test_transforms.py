@@ -387,3 +387,25 @@ def test_values_read_outside_a_rule_and_in_place_updates_are_refused_clearly():
         chainrule.func.vmap(in_place)(chainrule.ones(3, 2))
     with pytest.raises(RuntimeError, match="read the values of a batched tensor outside a batching rule"):
         chainrule.func.vmap(lambda a: chainrule.tensor(a))(chainrule.ones(3, 2))
+
+
+def test_lesson4_network_vmap_of_grad_matches_torch_func_and_per_sample_grad():
+    torch.manual_seed(4)
+    t_model = torch.nn.Sequential(torch.nn.Linear(1, 5, bias=False), torch.nn.Sigmoid(),
+                                  torch.nn.Linear(5, 1, bias=False)).double()
+    c_model = chainrule.nn.Sequential(chainrule.nn.Linear(1, 5, bias=False), chainrule.nn.Sigmoid(),
+                                      chainrule.nn.Linear(5, 1, bias=False)).double()
+    for p, q in zip(t_model.parameters(), c_model.parameters()):
+        q.data = chainrule.tensor(p.detach().numpy())
+    x = RNG.standard_normal((1000, 1))
+
+    def program(lib, model, x):
+        f = func_of(lib)
+        params = {k: v.detach() for k, v in model.named_parameters()}
+
+        def output(p, sample):
+            return f.functional_call(model, p, (sample.unsqueeze(0),)).sum()
+        return f.vmap(f.grad(output), in_dims=(None, 0))(params, x)
+    ours = program(chainrule, c_model, chainrule.tensor(x))
+    same(ours, program(torch, t_model, torch.tensor(x)))
+    same(ours, chainrule.func.per_sample_grad(c_model, chainrule.tensor(x)))
