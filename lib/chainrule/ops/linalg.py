@@ -105,14 +105,6 @@ class Matmul(Function):
             grad_b = _reshape(sum_to(_reshape(a, matrix_a).mT @ g, matrix_b, lead), batch + tuple(shape_b))
         return grad_a, grad_b
 
-    def per_sample_backward(self, grad, i):
-        a = self.inputs[0]
-        shape_a, shape_b = self.shapes
-        if i != 1 or len(shape_b) != 2 or len(shape_a) < 2:
-            raise _no_per_sample_rule(self, "a parameter must be the right operand of batch @ weight")
-        batch, (n, m) = shape_a[0], shape_b
-        return a.reshape(batch, -1, n).mT @ grad.reshape(batch, -1, m)
-
     def batch_rule(self, args, batch_dims):
         """Vectors as matrices (so that a batch of vectors is not taken for a matrix), the batch
         axis first and the samples padded to one rank: matmul's own broadcasting does the rest."""
@@ -126,6 +118,14 @@ class Matmul(Function):
         out = a @ b
         out = out.squeeze(-1) if vector_b else out
         return (out.squeeze(-1 if vector_b else -2) if vector_a else out), 0
+
+    def per_sample_backward(self, grad, i):
+        a = self.inputs[0]
+        shape_a, shape_b = self.shapes
+        if i != 1 or len(shape_b) != 2 or len(shape_a) < 2:
+            raise _no_per_sample_rule(self, "a parameter must be the right operand of batch @ weight")
+        batch, (n, m) = shape_a[0], shape_b
+        return a.reshape(batch, -1, n).mT @ grad.reshape(batch, -1, m)
 
 
 def matmul(a, b):
@@ -196,20 +196,6 @@ class Linear(Function):
             grad_b = Matmul()(ones, grad_rows)
         return grad_x, grad_w, grad_b
 
-    def per_sample_backward(self, grad, i):
-        """Sample s's weight gradient is the outer product of its backprop signal and its input."""
-        x = self.inputs[0]
-        out_features, in_features = self.shapes[1]
-        batch = self.out_shape[0]
-        rows = math.prod(self.out_shape[1:-1])  # rows per sample: 1, or a sequence's length
-        if i == 2:
-            return _reshape(grad, (batch, rows, out_features)).sum(dim=1) if rows != 1 else \
-                _reshape(grad, (batch, out_features))
-        if rows == 1:  # one outer product per sample: its backprop signal times its input
-            return BatchedOuter()(_reshape(grad, (batch, out_features)), _reshape(x, (batch, in_features)))
-        return _reshape(grad, (batch, rows, out_features)).mT @ _reshape(x, (batch, rows, in_features))
-
-
     def batch_rule(self, args, batch_dims):
         """A batch of inputs through one layer is the layer's usual work; a batch of layers
         (model ensembling) is a batch of matrix products."""
@@ -224,6 +210,19 @@ class Linear(Function):
         if len(args) > 2:
             out, out_dim = Add().batch_rule([out, args[2]], [out_dim, batch_dims[2]])
         return out, out_dim
+
+    def per_sample_backward(self, grad, i):
+        """Sample s's weight gradient is the outer product of its backprop signal and its input."""
+        x = self.inputs[0]
+        out_features, in_features = self.shapes[1]
+        batch = self.out_shape[0]
+        rows = math.prod(self.out_shape[1:-1])  # rows per sample: 1, or a sequence's length
+        if i == 2:
+            return _reshape(grad, (batch, rows, out_features)).sum(dim=1) if rows != 1 else \
+                _reshape(grad, (batch, out_features))
+        if rows == 1:  # one outer product per sample: its backprop signal times its input
+            return BatchedOuter()(_reshape(grad, (batch, out_features)), _reshape(x, (batch, in_features)))
+        return _reshape(grad, (batch, rows, out_features)).mT @ _reshape(x, (batch, rows, in_features))
 
 
 def linear(x, weight, bias=None):
