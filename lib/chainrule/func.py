@@ -464,9 +464,17 @@ def _argnums_leaves(args, argnums):
 
 
 def _keeps_graph(args):
-    """Whether results must stay differentiable: an outer transform, or inputs in a graph."""
-    return _Differentiating.depth > 0 or any(
-        isinstance(leaf, Tensor) and leaf.requires_grad for leaf in tree_flatten(args)[0])
+    """Whether results must stay differentiable: an outer transform, or inputs in a graph (at
+    any vmap level: a batched tensor may hold one)."""
+    return _Differentiating.depth > 0 or any(_in_a_graph(leaf) for leaf in tree_flatten(args)[0])
+
+
+def _in_a_graph(value):
+    while isinstance(value, BatchedTensor):
+        if value.requires_grad:
+            return True
+        value = value.physical
+    return isinstance(value, Tensor) and value.requires_grad
 
 
 def _returned(value, keep_graph):

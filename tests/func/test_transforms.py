@@ -128,7 +128,13 @@ def test_levels_keep_vmap_and_grad_apart():
         nested = f.grad(lambda x: f.grad(lambda y: (x * y).sum())(x * 2.0).sum())(x[0])
         per_sample_of_grad_of_vmap = f.vmap(f.grad(lambda w, x: f.vmap(
             lambda row: predict(lib, w, b, row).sum())(x).sum()), in_dims=(None, 0))(w, x.reshape(5, 1, 3))
-        return per_sample, of_vmap, nested, per_sample_of_grad_of_vmap
+        # per-sample gradients inside an outer grad (and inside plain autograd)
+        outer = f.grad(lambda w: f.vmap(f.grad(lambda w, x: predict(lib, w, b, x).sum()),
+                                        in_dims=(None, 0))(w, x).pow(2).sum())(w)
+        w_leaf = w.detach().requires_grad_(True)
+        per_sample_of_leaf = f.vmap(f.grad(lambda w, x: predict(lib, w, b, x).sum()), in_dims=(None, 0))(w_leaf, x)
+        (through_autograd,) = lib.autograd.grad(per_sample_of_leaf.pow(2).sum(), [w_leaf])
+        return per_sample, of_vmap, nested, per_sample_of_grad_of_vmap, outer, through_autograd
     both(program, W, B, X)
 
 
