@@ -170,7 +170,10 @@ def dispatch(op, args):
             physical.append(a)
             batch_dims.append(None)
     if all(d is None for d in batch_dims):  # nothing batched at this level: the op as it is
-        out, out_dim = op.fresh()(*physical), None
+        inner = op.fresh()
+        out, out_dim = inner(*physical), None
+        for key, value in vars(inner).items():  # what its forward kept for backward (max's mask)
+            op.__dict__.setdefault(key, value)
     else:
         op.vmap_level = level
         out, out_dim = op.batch_rule(physical, batch_dims)

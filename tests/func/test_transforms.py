@@ -276,6 +276,25 @@ def test_random_graphs_under_vmap_and_vmap_of_grad(seed):
          rtol=1e-9, atol=1e-11)
 
 
+@pytest.mark.parametrize("seed", [0, 5, 7, 14, 15, 20, 33, 41])
+def test_random_graphs_under_jacobians_of_vmap_and_vmap_of_jacobians(seed):
+    rng = np.random.default_rng(seed)
+    ops = list(rng.choice(UNARY + BINARY + REDUCE, size=4))
+    a, b, w = rng.standard_normal((3, 3, 4)), rng.standard_normal((3, 4)), rng.standard_normal((4, 4)) * 0.5
+
+    def program(lib, a, b, w):
+        f = func_of(lib)
+
+        def graph(a):
+            for name in ops:
+                a = apply_op(lib, name, a, b, w)
+            return a
+        return (f.vmap(f.jacrev(graph))(a), f.vmap(f.jacfwd(graph))(a),
+                f.jacrev(lambda a: f.vmap(graph)(a))(a[:2]), f.vmap(f.hessian(lambda a: graph(a).sum()))(a[:2]))
+    same(program(chainrule, *tensors(chainrule, a, b, w)), program(torch, *tensors(torch, a, b, w)),
+         rtol=1e-8, atol=1e-10)
+
+
 # --------------------------------------------------------------------------- bad input
 def messages(program):
     """The exception each library raises for ``program(lib)``: same type and same words."""
