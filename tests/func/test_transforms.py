@@ -295,6 +295,29 @@ def test_random_graphs_under_jacobians_of_vmap_and_vmap_of_jacobians(seed):
          rtol=1e-8, atol=1e-10)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_random_graphs_under_nested_vmap_and_grad_of_nested_vmap(seed):
+    rng = np.random.default_rng(1000 + seed)
+    ops = list(rng.choice(UNARY + BINARY + REDUCE, size=5))
+    outer_dim, inner_dim, out_dim = int(rng.integers(0, 4)), int(rng.integers(0, 3)), int(rng.integers(0, 3))
+    shape = [3, 4]
+    shape.insert(inner_dim, 2)
+    shape.insert(outer_dim, 5)
+    a, b, w = rng.standard_normal(shape), rng.standard_normal((3, 4)), rng.standard_normal((4, 4)) * 0.5
+
+    def program(lib, a, b, w):
+        f = func_of(lib)
+
+        def graph(a, b):
+            for name in ops:
+                a = apply_op(lib, name, a, b, w)
+            return a
+        nested = f.vmap(f.vmap(graph, in_dims=(inner_dim, None), out_dims=out_dim), in_dims=(outer_dim, None))
+        return nested(a, b), f.grad(lambda a: nested(a, b).sum())(a)
+    same(program(chainrule, *tensors(chainrule, a, b, w)), program(torch, *tensors(torch, a, b, w)),
+         rtol=1e-8, atol=1e-10)
+
+
 # --------------------------------------------------------------------------- bad input
 def messages(program):
     """The exception each library raises for ``program(lib)``: same type and same words."""
