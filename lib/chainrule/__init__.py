@@ -18,6 +18,7 @@ from .ops import (abs, add, all, any, argmax, argmin, cat, clamp, clone, cos,  #
                   lt, matmul, max, maximum, mean, min, minimum, mm, mul, mv, ne, neg, norm, permute,
                   pow, relu, reshape, sigmoid, sin, softmax, sqrt, squeeze, stack, sub, sum, tanh,
                   transpose, unsqueeze, where)
+from .func import vmap  # torch.vmap, the same as torch.func.vmap
 from .stand_in import install_as_torch, not_covered_in
 from .tensor import Size, Tensor
 

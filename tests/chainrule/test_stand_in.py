@@ -42,7 +42,7 @@ def test_a_script_importing_torch_and_its_submodules_gets_chainrule(tmp_path):
     ("torch.nn.functional.gelu(torch.ones(2))", "torch.nn.functional.gelu"),
     ("import torch.utils.data", "torch.utils"),
     ("from torch.autograd.forward_ad import dual_level", "torch.autograd.forward_ad"),
-    ("from torch.func import vmap", "torch.func.vmap"),
+    ("from torch.func import linearize", "torch.func.linearize"),
 ])
 def test_a_missing_api_stops_with_one_line_naming_it(tmp_path, line, api):
     done = run_switched(tmp_path, f"import torch\nprint('before')\n{line}\nprint('after')\n")
@@ -70,9 +70,9 @@ def test_install_as_torch_in_a_notebook_cell_and_back():
         import torch as switched
         import torch.nn.functional as functional
         assert switched is chainrule and functional is chainrule.nn.functional
-        assert not hasattr(switched, "vmap")  # hasattr works: the error is an AttributeError
-        with pytest.raises(NotCovered, match=r"^torch\.vmap: chainrule does not cover"):
-            switched.vmap
+        assert not hasattr(switched, "compile")  # hasattr works: the error is an AttributeError
+        with pytest.raises(NotCovered, match=r"^torch\.compile: chainrule does not cover"):
+            switched.compile
     import torch as real
     assert real is torch
 

@@ -12,6 +12,10 @@ Conventions for ``backward(self, grad)``:
   axis when ``autograd.grad(..., is_grads_batched=True)`` sends many seeds at once. Rules use
   negative axes and ``sum_to(..., lead)`` so that the same code serves both.
 * An input broadcast in the forward pass gets its gradient summed back to its shape (``sum_to``).
+* ``batch_rule(self, args, batch_dims)``, right after ``backward``: the op under ``vmap``, run
+  once on the physical tensors (``batch_dims`` says where each holds its batch, None for an
+  unbatched one); it returns the result and where its batch axis is (see ``chainrule.batching``).
+  Families share one: ``Elementwise`` (every broadcasting op), ``Pointwise`` (one-input ops).
 * ``per_sample_backward(self, grad, i)`` (where defined) gives input ``i``'s gradient for each
   sample of a batch on axis 0 instead of their sum: see ``chainrule.func.per_sample_grad``.
 """

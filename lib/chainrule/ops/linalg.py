@@ -1,9 +1,11 @@
 """Linear algebra: matrix products (``@``) and the linear layer's op, with per-sample rules."""
 import math
 
+from ..batching import aligned, batch_front
 from ..function import Function
 from ..tensor import Tensor
 from .arguments import broadcast_mismatch, broadcast_shape, each_needs_the_other
+from .elementwise import Add
 from .shape import _reshape, sum_to
 
 
@@ -103,6 +105,20 @@ class Matmul(Function):
             grad_b = _reshape(sum_to(_reshape(a, matrix_a).mT @ g, matrix_b, lead), batch + tuple(shape_b))
         return grad_a, grad_b
 
+    def batch_rule(self, args, batch_dims):
+        """Vectors as matrices (so that a batch of vectors is not taken for a matrix), the batch
+        axis first and the samples padded to one rank: matmul's own broadcasting does the rest."""
+        (a, b), (da, db) = args, batch_dims
+        if db is None and b.ndim == 2:  # one matrix for all: a plain product does it
+            return batch_front(a, da) @ b, 0
+        vector_a, vector_b = a.ndim - (da is not None) == 1, b.ndim - (db is not None) == 1
+        a = a.unsqueeze(-2) if vector_a else a
+        b = b.unsqueeze(-1) if vector_b else b
+        a, b = aligned((a, b), (da, db))
+        out = a @ b
+        out = out.squeeze(-1) if vector_b else out
+        return (out.squeeze(-1 if vector_b else -2) if vector_a else out), 0
+
     def per_sample_backward(self, grad, i):
         a = self.inputs[0]
         shape_a, shape_b = self.shapes
@@ -166,9 +182,10 @@ class Linear(Function):
         batch = tuple(grad._array.shape[:lead])
         out_features, in_features = self.shapes[1]
         rows = math.prod(self.out_shape[:-1])
-        grad_rows = _reshape(grad, batch + (rows, out_features))
         grad_x = grad @ weight if self.needs_input_grad[0] else None
         grad_w = None
+        if self.needs_input_grad[1] or (len(self.needs_input_grad) > 2 and self.needs_input_grad[2]):
+            grad_rows = _reshape(grad, batch + (rows, out_features))
         if self.needs_input_grad[1]:
             grad_w = grad_rows.mT @ _reshape(x, (rows, in_features))
         grad_b = None
@@ -178,6 +195,21 @@ class Linear(Function):
             ones = Tensor._make(grad._backend.xp.ones(rows, dtype=grad._array.dtype), grad._backend)
             grad_b = Matmul()(ones, grad_rows)
         return grad_x, grad_w, grad_b
+
+    def batch_rule(self, args, batch_dims):
+        """A batch of inputs through one layer is the layer's usual work; a batch of layers
+        (model ensembling) is a batch of matrix products."""
+        if batch_dims[1:] == [None] * (len(args) - 1):
+            return self.fresh()(batch_front(args[0], batch_dims[0]), *args[1:]), 0
+        weight, weight_dim = args[1], batch_dims[1]
+        if weight_dim is not None:
+            weight, weight_dim = batch_front(weight, weight_dim).mT, 0
+        else:
+            weight = weight.mT
+        out, out_dim = Matmul().batch_rule([args[0], weight], [batch_dims[0], weight_dim])
+        if len(args) > 2:
+            out, out_dim = Add().batch_rule([out, args[2]], [out_dim, batch_dims[2]])
+        return out, out_dim
 
     def per_sample_backward(self, grad, i):
         """Sample s's weight gradient is the outer product of its backprop signal and its input."""

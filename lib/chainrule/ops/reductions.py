@@ -2,6 +2,7 @@
 import builtins
 
 from .. import dtypes
+from ..batching import BatchedTensor, batch_front, is_batched, levels, no_rule_for
 from ..function import Function
 from ..tensor import Tensor
 from .arguments import normalize_dims
@@ -22,6 +23,11 @@ class Sum(Function):
 
     def backward(self, grad):
         return (_expand_reduced(grad, self.shapes[0], self.dims, self.lead(grad)),)
+
+    def batch_rule(self, args, batch_dims):
+        """The batch axis first; each sample's axes then count from 1."""
+        x = batch_front(args[0], batch_dims[0])
+        return type(self)(tuple(d + 1 for d in self.dims), self.keepdim, self.along)(x), 0
 
 
 def sum(a, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A001
@@ -94,7 +100,25 @@ class Max(Function):
     def backward(self, grad):
         dims = tuple(range(len(self.shapes[0]))) if self.dim is None else (self.dim,)
         expanded = _expand_reduced(grad, self.shapes[0], dims, self.lead(grad))
-        return (expanded * Tensor._make(self.mask, grad._backend),)
+        mask = self.mask if isinstance(self.mask, Tensor) else Tensor._make(self.mask, grad._backend)
+        return (expanded * mask,)
+
+    def batch_rule(self, args, batch_dims):
+        """Along a dim: the same op one axis further. Over all elements: along each sample's
+        elements laid flat. The mask backward reads is kept batched, as the values are."""
+        x = batch_front(args[0], batch_dims[0])
+        batch, ones = x.shape[0], (1,) * (x.ndim - 1)
+        if self.dim is None:
+            values = type(self)(1)(x.reshape(batch, -1))
+            hits = (x == values.reshape(batch, *ones)).to(x.dtype)
+            mask = hits / hits.reshape(batch, -1).sum(dim=1).reshape(batch, *ones)  # ties share
+        else:
+            inner = type(self)(self.dim + 1, self.keepdim)
+            values = inner(x)
+            mask = Tensor._make(inner.mask, x._backend)
+            self.indices = BatchedTensor.wrap(Tensor._make(inner.indices, x._backend), 0, self.vmap_level)
+        self.mask = BatchedTensor.wrap(mask, 0, self.vmap_level)
+        return values, 0
 
 
 def max(a, dim=None, keepdim=False):  # noqa: A001
@@ -145,7 +169,8 @@ def _extreme(op_class, result_class, elementwise, a, dim, keepdim):
         return _extreme(op_class, result_class, elementwise, a.reshape(1), 0, False)
     op = op_class(normalize_dims(dim, a.ndim)[0], keepdim)
     values = op(a)
-    return result_class((values, Tensor._make(op.indices, a._backend)))
+    indices = op.indices if isinstance(op.indices, Tensor) else Tensor._make(op.indices, a._backend)
+    return result_class((values, indices))
 
 
 _SCALAR_TYPES = {"float32": "Float", "float64": "Double", "int64": "Long", "bool": "Bool"}
@@ -163,6 +188,10 @@ class Cumsum(Function):
 
     def backward(self, grad):
         return (grad.sum(dim=self.dim, keepdim=True) - cumsum(grad, self.dim) + grad,)
+
+    def batch_rule(self, args, batch_dims):
+        """``dim`` counts from the end: with the batch axis first it names the same axis."""
+        return self.fresh()(batch_front(args[0], batch_dims[0])), 0
 
 
 def cumsum(a, dim=None, *, axis=None):
@@ -193,6 +222,10 @@ class Norm(Function):
         # At 0 the norm has no slope; PyTorch's subgradient there is 0.
         return (grad * self.inputs[0] / where(norm == 0, 1.0, norm),)
 
+    def batch_rule(self, args, batch_dims):
+        x = batch_front(args[0], batch_dims[0])
+        return (x * x).reshape(x.shape[0], -1).sum(dim=1).sqrt(), 0
+
 
 def norm(a, p="fro", dim=None, keepdim=False):
     if p not in ("fro", 2) or dim is not None or keepdim:
@@ -208,6 +241,8 @@ def norm(a, p="fro", dim=None, keepdim=False):
 # --------------------------------------------------------------------------- not differentiable
 def _indices(a, dim, keepdim, find):
     """Where the largest (smallest) element is, over all elements or along ``dim`` (int64)."""
+    if levels and is_batched(a):
+        raise no_rule_for(find.__name__)
     xp = a._backend.xp
     if dim is None:
         array = xp.reshape(a._array, (-1,))
@@ -234,6 +269,8 @@ def argmin(a, dim=None, keepdim=False, *, axis=None, keepdims=None):
 
 
 def _truth(a, dim, keepdim, test):
+    if levels and is_batched(a):
+        raise no_rule_for(test.__name__)
     array = a._array
     xp = a._backend.xp
     if array.dtype != a._backend.native_dtype(dtypes.bool):
