@@ -6,6 +6,8 @@ import numpy as np
 from . import backends, dtypes
 from .device import backend_for
 from .tensor import Tensor
+from . import batching  # noqa: I100 - after tensor, which it builds on
+from .batching import BatchedTensor
 
 
 def _finish(array, backend, requires_grad):
@@ -93,7 +95,8 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
 
 
 def _like(function, like, dtype, device, requires_grad, xp_function=None):
-    if xp_function and dtype is None and device is None:  # one call to the array library
+    if xp_function and dtype is None and device is None and not isinstance(like, BatchedTensor):
+        # one call to the array library (a batched tensor under vmap shows no array to copy)
         return _finish(xp_function(like._backend.xp)(like._array), like._backend, requires_grad)
     return function(*like._array.shape, dtype=like.dtype if dtype is None else dtype,
                     device=like._backend.device if device is None else device,
@@ -118,6 +121,8 @@ def randn(*size, dtype=None, device=None, requires_grad=False, **by_name):
     size = _size(size, by_name, "randn")
     backend = backend_for(device)
     dtype = _float_dtype(dtype)
+    if batching.levels:
+        return batching.random(lambda shape: _finish(backend.random_normal(shape, dtype), backend, False), _shape(size))
     return _finish(backend.random_normal(_shape(size), dtype), backend, requires_grad)
 
 
@@ -131,6 +136,9 @@ def normal(mean, std, size, *, dtype=None, device=None, requires_grad=False):
         raise RuntimeError(f"normal expects std >= 0.0, but found std {std:g}")
     backend = backend_for(device)
     dtype = _float_dtype(dtype)
+    if batching.levels:
+        return batching.random(lambda shape: _finish(backend.random_normal(shape, dtype, mean, std), backend, False),
+                               _shape((size,)))
     return _finish(backend.random_normal(_shape((size,)), dtype, mean, std), backend, requires_grad)
 
 
@@ -139,6 +147,8 @@ def rand(*size, dtype=None, device=None, requires_grad=False, **by_name):
     size = _size(size, by_name, "rand")
     backend = backend_for(device)
     dtype = _float_dtype(dtype)
+    if batching.levels:
+        return batching.random(lambda shape: _finish(backend.random_uniform(shape, dtype), backend, False), _shape(size))
     return _finish(backend.random_uniform(_shape(size), dtype), backend, requires_grad)
 
 

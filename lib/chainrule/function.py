@@ -9,6 +9,7 @@ An op subclass states two things side by side:
 Inputs may be tensors or Python numbers (constants). ``backward`` returns one gradient per
 input, ``None`` where ``self.needs_input_grad[i]`` is false.
 """
+import copy
 import re
 import weakref
 
@@ -34,6 +35,8 @@ class Function(engine.Node):
     saved_names = ("self", "other")
 
     def __call__(self, *args):
+        if batching.levels and batching.is_batched(*args):  # under vmap: the op's batch_rule
+            return batching.dispatch(self, args)
         backend = None
         requires_grad = False
         arrays = []
@@ -112,7 +115,8 @@ class Function(engine.Node):
     @property
     def output(self):
         """The saved output, attached to this node again, so a recorded backward pass sees it."""
-        out = Tensor._make(self._output_array, self.backend)
+        array = self._output_array
+        out = batching.saved_output(self) if isinstance(array, Tensor) else Tensor._make(array, self.backend)
         out._requires_grad = True
         out.grad_fn = self
         return out
@@ -143,6 +147,16 @@ class Function(engine.Node):
 
     def backward(self, grad):
         raise NotImplementedError
+
+    def batch_rule(self, args, batch_dims):
+        """vmap's rule: the op run once on the whole batch. ``args`` are the physical tensors,
+        ``batch_dims`` where each holds its batch (None: not batched). Returns the result and
+        where its batch axis is. Families share one (``Elementwise``, ``Pointwise``...)."""
+        raise batching.no_rule(self)
+
+    def fresh(self):
+        """This op, not yet run, to run again on other inputs (a batching rule's whole batch)."""
+        return copy.copy(self)
 
     def apply(self, grad):
         self.check_saved()
@@ -191,3 +205,4 @@ def _modified_message(tensor, version, node):
 
 
 from .tensor import Tensor  # noqa: E402  (tensor.py imports this module's Function first)
+from . import batching  # noqa: E402  (batched tensors are tensors)

@@ -4,10 +4,11 @@ import math
 import operator
 
 from .. import dtypes
+from ..batching import aligned, is_batched, levels
 from ..function import Function
 from ..grad_mode import state
 from ..tensor import Tensor
-from .arguments import (as_floating, binary_operands, broadcast_message, each_needs_the_other,
+from .arguments import (as_floating, binary_operands, broadcast_message, broadcast_shape, each_needs_the_other,
                         number_dtype, promoted, wider)
 from .shape import _reshape, sum_to
 
@@ -36,6 +37,11 @@ class Elementwise(Function):
             g = g.to(g._backend.dtype_of_native(self.dtypes[i]))
         return g
 
+    def batch_rule(self, args, batch_dims):
+        """Every batch axis first, every sample padded to the same rank: broadcasting then pairs
+        sample with sample, and an input without a batch is shared by all."""
+        return self.fresh()(*aligned(args, batch_dims)), 0
+
     def per_sample_backward(self, grad, i):
         """Input i is a parameter shared by the batch on axis 0: keep that axis instead of summing it."""
         shape = self.shapes[i]
@@ -47,6 +53,14 @@ class Elementwise(Function):
         else:
             per_sample = sum_to(self.local_grads(grad)[i], shape, lead=1)
         return _reshape(per_sample, (batch,) + tuple(shape))
+
+
+class Pointwise(Function):
+    """Ops of one tensor, element by element (exp, sigmoid...)."""
+
+    def batch_rule(self, args, batch_dims):
+        """Each element on its own: the whole batch at once, its axis where it was."""
+        return self.fresh()(*args), batch_dims[0]
 
 
 # --------------------------------------------------------------------------- binary
@@ -240,6 +254,8 @@ def _compared(a, b, compare):
     """A comparison (or ``&``, ``|``) of two operands after PyTorch's type promotion (an integer
     tensor meets 1.5 as floats). Its result is not differentiable: no node is recorded."""
     a, b = binary_operands(a, b)
+    if levels and is_batched(a, b):
+        return Compare(compare)(a, b)
     backend = (a if isinstance(a, Tensor) else b)._backend
     a = a._array if isinstance(a, Tensor) else a
     b = b._array if isinstance(b, Tensor) else b
@@ -260,12 +276,29 @@ bitwise_and = _comparison(operator.and_, "bitwise_and")  # a mask & 3 is an inte
 bitwise_or = _comparison(operator.or_, "bitwise_or")
 
 
+class Compare(Elementwise):
+    """A comparison as an op, under vmap only: elsewhere ``_compared`` spares it the machinery."""
+
+    def __init__(self, compare):
+        self.compare = compare
+
+    def forward(self, xp, a, b):
+        return self.compare(a, b)
+
+
+class Invert(Pointwise):
+    def forward(self, xp, a):
+        return ~a
+
+
 def bitwise_not(a):
+    if levels and is_batched(a):
+        return Invert()(a)
     return Tensor._make(a._backend.wrap(~a._array), a._backend)
 
 
 # --------------------------------------------------------------------------- unary
-class Neg(Function):
+class Neg(Pointwise):
     def forward(self, xp, a):
         return -a
 
@@ -277,7 +310,7 @@ def neg(a):
     return Neg()(a)
 
 
-class Exp(Function):
+class Exp(Pointwise):
     saves_output = True
 
     def forward(self, xp, a):
@@ -291,7 +324,7 @@ def exp(a):
     return Exp()(as_floating(a))
 
 
-class Log(Function):
+class Log(Pointwise):
     saves_inputs = (0,)
 
     def forward(self, xp, a):
@@ -305,7 +338,7 @@ def log(a):
     return Log()(as_floating(a))
 
 
-class Sqrt(Function):
+class Sqrt(Pointwise):
     saves_output = True
 
     def forward(self, xp, a):
@@ -319,7 +352,7 @@ def sqrt(a):
     return Sqrt()(as_floating(a))
 
 
-class Sin(Function):
+class Sin(Pointwise):
     saves_inputs = (0,)
 
     def forward(self, xp, a):
@@ -333,7 +366,7 @@ def sin(a):
     return Sin()(as_floating(a))
 
 
-class Cos(Function):
+class Cos(Pointwise):
     saves_inputs = (0,)
 
     def forward(self, xp, a):
@@ -347,7 +380,7 @@ def cos(a):
     return Cos()(as_floating(a))
 
 
-class Abs(Function):
+class Abs(Pointwise):
     saves_inputs = (0,)
 
     def forward(self, xp, a):
@@ -361,7 +394,7 @@ def abs(a):  # noqa: A001
     return Abs()(a)
 
 
-class Sign(Function):
+class Sign(Pointwise):
     def forward(self, xp, a):
         return xp.sign(a)
 
@@ -382,7 +415,7 @@ def _times(fresh, other):
     return fresh * other
 
 
-class Sigmoid(Function):
+class Sigmoid(Pointwise):
     saves_output = True
 
     def forward(self, xp, a):
@@ -403,6 +436,9 @@ class SigmoidDerivative(Function):
     own, with its own backward, so that second derivatives through sigmoid still work."""
     saves_inputs = (0, 1)
 
+    def batch_rule(self, args, batch_dims):
+        return _same_shapes_rule(self, args, batch_dims)
+
     def name(self):
         return "SigmoidBackwardBackward0"
 
@@ -417,7 +453,15 @@ class SigmoidDerivative(Function):
                 g * grad * (1.0 - 2.0 * out) if self.needs_input_grad[1] else None)
 
 
-class Tanh(Function):
+def _same_shapes_rule(op, args, batch_dims):
+    """Elementwise's rule for an op whose backward takes both inputs to have one shape (no
+    broadcasting to undo): an input without the batch is expanded to it first."""
+    a, b = aligned(args, batch_dims)
+    shape = broadcast_shape(tuple(a.shape), tuple(b.shape))
+    return op.fresh()(a.expand(*shape), b.expand(*shape)), 0
+
+
+class Tanh(Pointwise):
     saves_output = True
 
     def forward(self, xp, a):
@@ -435,6 +479,9 @@ class TanhDerivative(Function):
     """``grad * (1 - out**2)`` as one op (see SigmoidDerivative)."""
     saves_inputs = (0, 1)
 
+    def batch_rule(self, args, batch_dims):
+        return _same_shapes_rule(self, args, batch_dims)
+
     def name(self):
         return "TanhBackwardBackward0"
 
@@ -448,7 +495,7 @@ class TanhDerivative(Function):
                 -2.0 * g * grad * out if self.needs_input_grad[1] else None)
 
 
-class Relu(Function):
+class Relu(Pointwise):
     saves_output = True
 
     def forward(self, xp, a):
@@ -462,7 +509,7 @@ def relu(a):
     return Relu()(a)
 
 
-class Clamp(Function):
+class Clamp(Pointwise):
     saves_inputs = (0,)
 
     def name(self):
@@ -491,7 +538,7 @@ def clamp(a, min=None, max=None):  # noqa: A002
 
 
 # --------------------------------------------------------------------------- copies
-class Cast(Function):
+class Cast(Pointwise):
     def __init__(self, dtype):
         self.dtype = dtype
 
@@ -505,7 +552,7 @@ class Cast(Function):
         return (grad.to(grad._backend.dtype_of_native(self.dtypes[0])),)
 
 
-class Clone(Function):
+class Clone(Pointwise):
     def forward(self, xp, a):
         return xp.asarray(a, copy=True)
 

@@ -1,9 +1,11 @@
 """Linear algebra: matrix products (``@``) and the linear layer's op, with per-sample rules."""
 import math
 
+from ..batching import aligned, batch_front
 from ..function import Function
 from ..tensor import Tensor
 from .arguments import broadcast_mismatch, broadcast_shape, each_needs_the_other
+from .elementwise import Add
 from .shape import _reshape, sum_to
 
 
@@ -111,6 +113,18 @@ class Matmul(Function):
         batch, (n, m) = shape_a[0], shape_b
         return a.reshape(batch, -1, n).mT @ grad.reshape(batch, -1, m)
 
+    def batch_rule(self, args, batch_dims):
+        """Vectors as matrices (so that a batch of vectors is not taken for a matrix), the batch
+        axis first and the samples padded to one rank: matmul's own broadcasting does the rest."""
+        (a, b), (da, db) = args, batch_dims
+        vector_a, vector_b = a.ndim - (da is not None) == 1, b.ndim - (db is not None) == 1
+        a = a.unsqueeze(-2) if vector_a else a
+        b = b.unsqueeze(-1) if vector_b else b
+        a, b = aligned((a, b), (da, db))
+        out = a @ b
+        out = out.squeeze(-1) if vector_b else out
+        return (out.squeeze(-1 if vector_b else -2) if vector_a else out), 0
+
 
 def matmul(a, b):
     return Matmul()(a, b)
@@ -191,6 +205,22 @@ class Linear(Function):
         if rows == 1:  # one outer product per sample: its backprop signal times its input
             return BatchedOuter()(_reshape(grad, (batch, out_features)), _reshape(x, (batch, in_features)))
         return _reshape(grad, (batch, rows, out_features)).mT @ _reshape(x, (batch, rows, in_features))
+
+
+    def batch_rule(self, args, batch_dims):
+        """A batch of inputs through one layer is the layer's usual work; a batch of layers
+        (model ensembling) is a batch of matrix products."""
+        if batch_dims[1:] == [None] * (len(args) - 1):
+            return self.fresh()(batch_front(args[0], batch_dims[0]), *args[1:]), 0
+        weight, weight_dim = args[1], batch_dims[1]
+        if weight_dim is not None:
+            weight, weight_dim = batch_front(weight, weight_dim).mT, 0
+        else:
+            weight = weight.mT
+        out, out_dim = Matmul().batch_rule([args[0], weight], [batch_dims[0], weight_dim])
+        if len(args) > 2:
+            out, out_dim = Add().batch_rule([out, args[2]], [out_dim, batch_dims[2]])
+        return out, out_dim
 
 
 def linear(x, weight, bias=None):

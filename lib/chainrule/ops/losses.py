@@ -1,10 +1,11 @@
 """Losses and the other ops of ``nn.functional``."""
 from .. import dtypes
+from ..batching import batch_front, is_batched, levels
 from ..function import Function
 from ..tensor import Tensor
 from .arguments import as_floating, binary_operands, normalize_dims
 from .elementwise import Elementwise, exp, sigmoid
-from .shape import _reshape
+from .shape import _all_batched, _reshape
 
 
 class MseLoss(Elementwise):
@@ -39,6 +40,19 @@ class MseLoss(Elementwise):
         return (grad_input if self.needs_input_grad[0] else None,
                 -grad_input if self.needs_input_grad[1] else None)
 
+    def batch_rule(self, args, batch_dims):
+        """Each sample's squared differences, then each sample's own mean or sum."""
+        squared, _ = MseLoss("none").batch_rule(args, batch_dims)
+        return _reduce_each_sample(squared, self.reduction), 0
+
+
+def _reduce_each_sample(losses, reduction):
+    """A batch of per-element losses (batch axis first) reduced sample by sample."""
+    if reduction == "none":
+        return losses
+    rows = losses.reshape(losses.shape[0], -1)
+    return rows.mean(dim=1) if reduction == "mean" else rows.sum(dim=1)
+
 
 def mse_loss(input, target, reduction="mean"):  # noqa: A002
     return MseLoss(reduction)(*binary_operands(input, target))
@@ -57,6 +71,10 @@ class LogSoftmax(Function):
 
     def backward(self, grad):
         return (grad - exp(self.output) * grad.sum(dim=self.dim, keepdim=True),)
+
+    def batch_rule(self, args, batch_dims):
+        """``dim`` counts from the end: with the batch axis first it names the same axis."""
+        return self.fresh()(batch_front(args[0], batch_dims[0])), 0
 
 
 def log_softmax(a, dim):
@@ -110,6 +128,8 @@ class NllLoss(Function):
 
 def nll_loss(input, target, reduction="mean"):  # noqa: A002
     _check_reduction(reduction)
+    if levels and is_batched(input, target):
+        return _nll_loss_batched(input, target, reduction)
     if input.ndim != 2:
         from ..stand_in import NotCovered
         raise NotCovered(f"nll_loss on a {input.ndim}-D input (chainrule has (batch, classes))")
@@ -124,6 +144,16 @@ def nll_loss(input, target, reduction="mean"):  # noqa: A002
         if not 0 <= value < classes:
             raise IndexError(f"Target {value} is out of bounds.")
     return NllLoss(target._array, reduction)(input)
+
+
+def _nll_loss_batched(log_probs, target, reduction):
+    """nll_loss under vmap, where the targets may be batched too: each row's class picked by a
+    one-hot mask, from ops that all have batching rules."""
+    from ..creation import arange
+    classes = arange(log_probs.shape[-1], device=log_probs.device)
+    one_hot = (classes == target.unsqueeze(-1)).to(log_probs.dtype)
+    picked = -(log_probs * one_hot).sum(dim=-1)
+    return picked if reduction == "none" else picked.mean() if reduction == "mean" else picked.sum()
 
 
 def cross_entropy(input, target, reduction="mean"):  # noqa: A002
@@ -154,6 +184,10 @@ class BinaryCrossEntropyWithLogits(Function):
         seed = grad * scale
         return ((sigmoid(x) - t) * seed if self.needs_input_grad[0] else None,
                 -x * seed if self.needs_input_grad[1] else None)
+
+    def batch_rule(self, args, batch_dims):
+        x, t = _all_batched(args, batch_dims)  # same shapes: a target without batch is copied
+        return _reduce_each_sample(BinaryCrossEntropyWithLogits("none")(x, t), self.reduction), 0
 
 
 def binary_cross_entropy_with_logits(input, target, reduction="mean"):  # noqa: A002

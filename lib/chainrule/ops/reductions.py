@@ -2,6 +2,7 @@
 import builtins
 
 from .. import dtypes
+from ..batching import batch_front
 from ..function import Function
 from ..tensor import Tensor
 from .arguments import normalize_dims
@@ -22,6 +23,11 @@ class Sum(Function):
 
     def backward(self, grad):
         return (_expand_reduced(grad, self.shapes[0], self.dims, self.lead(grad)),)
+
+    def batch_rule(self, args, batch_dims):
+        """The batch axis first; each sample's axes then count from 1."""
+        x = batch_front(args[0], batch_dims[0])
+        return type(self)(tuple(d + 1 for d in self.dims), self.keepdim, self.along)(x), 0
 
 
 def sum(a, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A001
@@ -164,6 +170,10 @@ class Cumsum(Function):
     def backward(self, grad):
         return (grad.sum(dim=self.dim, keepdim=True) - cumsum(grad, self.dim) + grad,)
 
+    def batch_rule(self, args, batch_dims):
+        """``dim`` counts from the end: with the batch axis first it names the same axis."""
+        return self.fresh()(batch_front(args[0], batch_dims[0])), 0
+
 
 def cumsum(a, dim=None, *, axis=None):
     dim = dim if axis is None else axis
@@ -192,6 +202,10 @@ class Norm(Function):
         norm = self.output
         # At 0 the norm has no slope; PyTorch's subgradient there is 0.
         return (grad * self.inputs[0] / where(norm == 0, 1.0, norm),)
+
+    def batch_rule(self, args, batch_dims):
+        x = batch_front(args[0], batch_dims[0])
+        return (x * x).reshape(x.shape[0], -1).sum(dim=1).sqrt(), 0
 
 
 def norm(a, p="fro", dim=None, keepdim=False):

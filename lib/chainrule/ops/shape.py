@@ -3,6 +3,7 @@ indexing and its adjoint, each op's function form under its class."""
 import math
 
 from .. import dtypes
+from ..batching import batch_front
 from ..function import Function
 from ..tensor import Tensor
 from .arguments import expand_message, infer_shape, normalize_dims, normalize_key, promoted, shape_arg
@@ -36,6 +37,11 @@ class Reshape(Function):
 
     def backward(self, grad):
         return (_reshape(grad, tuple(grad._array.shape[:self.lead(grad)]) + tuple(self.shapes[0])),)
+
+    def batch_rule(self, args, batch_dims):
+        """Each sample reshaped: the batch axis first, kept as it is."""
+        x = batch_front(args[0], batch_dims[0])
+        return Reshape((x.shape[0],) + tuple(self.shape))(x), 0
 
 
 def reshape(a, *shape):
@@ -108,6 +114,10 @@ class Permute(Function):
             inverse[d] = position
         return (Permute(tuple(range(lead)) + tuple(lead + d for d in inverse))(grad),)
 
+    def batch_rule(self, args, batch_dims):
+        x = batch_front(args[0], batch_dims[0])
+        return Permute((0,) + tuple(d + 1 for d in self.dims))(x), 0
+
 
 def permute(a, *dims):
     dims = shape_arg(dims)
@@ -161,6 +171,13 @@ class Expand(Function):
     def backward(self, grad):
         return (sum_to(grad, self.shapes[0], self.lead(grad)),)
 
+    def batch_rule(self, args, batch_dims):
+        """Each sample expanded: new axes go after the batch axis, not before it."""
+        x = batch_front(args[0], batch_dims[0])
+        batch, sample = x.shape[0], tuple(x.shape[1:])
+        x = _reshape(x, (batch,) + (1,) * (len(self.shape) - len(sample)) + sample)
+        return Expand((batch,) + tuple(self.shape))(x), 0
+
 
 def expand(a, *shape):
     shape = shape_arg(shape)
@@ -193,6 +210,11 @@ class SumTo(Function):
         batch = tuple(grad._array.shape[:lead])
         return (Expand(batch + tuple(in_shape))(_reshape(grad, batch + padded)),)
 
+    def batch_rule(self, args, batch_dims):
+        """The batch axis first, kept as one more leading axis."""
+        g = batch_front(args[0], batch_dims[0])
+        return SumTo((g.shape[0],) + tuple(self.shape), self.lead_axes + 1)(g), 0
+
 
 class Cat(Function):
     def __init__(self, dim):
@@ -210,6 +232,9 @@ class Cat(Function):
             grads.append(grad[(Ellipsis, slice(start, stop)) + trailing] if needed else None)
             start = stop
         return tuple(grads)
+
+    def batch_rule(self, args, batch_dims):
+        return Cat(self.dim + 1)(*_all_batched(args, batch_dims)), 0
 
 
 def cat(tensors, dim=0):
@@ -245,6 +270,16 @@ class Stack(Function):
         trailing = (slice(None),) * (len(self.out_shape) - 1 - self.dim)
         return tuple(grad[(Ellipsis, i) + trailing] if needed else None
                      for i, needed in enumerate(self.needs_input_grad))
+
+    def batch_rule(self, args, batch_dims):
+        return Stack(self.dim + 1)(*_all_batched(args, batch_dims)), 0
+
+
+def _all_batched(tensors, batch_dims):
+    """Every tensor with the batch first, those without one copied along it."""
+    batch = next(t.shape[d] for t, d in zip(tensors, batch_dims) if d is not None)
+    return [batch_front(t, d) if d is not None else Expand((batch,) + tuple(t.shape))(t.unsqueeze(0))
+            for t, d in zip(tensors, batch_dims)]
 
 
 def stack(tensors, dim=0):
@@ -287,6 +322,10 @@ class Index(Function):
         batch = tuple(grad._array.shape[:lead])
         return (IndexAdd((slice(None),) * lead + self.key, batch + tuple(self.shapes[0]))(grad),)
 
+    def batch_rule(self, args, batch_dims):
+        """The same key in each sample: the whole batch axis first."""
+        return Index((slice(None),) + self.key)(batch_front(args[0], batch_dims[0])), 0
+
 
 def index(a, key):
     key = normalize_key(a, key)
@@ -314,3 +353,7 @@ class IndexAdd(Function):
     def backward(self, grad):
         lead = self.lead(grad)
         return (Index((slice(None),) * lead + self.key)(grad),)
+
+    def batch_rule(self, args, batch_dims):
+        values = batch_front(args[0], batch_dims[0])
+        return IndexAdd((slice(None),) + self.key, (values.shape[0],) + tuple(self.shape))(values), 0
