@@ -455,7 +455,7 @@ def matvec_batch_rule(W, xs, batch_dim):
 # %% nbgrader={"grade": true, "grade_id": "l4_ex5_matvec_batch_rule_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 from coursework import checks
 
-checks.check_matvec_batch_rule(matvec_batch_rule, n=4, n_in=3, n_out=2)
+checks.check_matvec_batch_rule(matvec_batch_rule, n=4, n_in=3, n_out=3)
 ### BEGIN HIDDEN TESTS
 checks.check_matvec_batch_rule(matvec_batch_rule, n=1000, n_in=1, n_out=5, seed=1)
 checks.check_matvec_batch_rule(matvec_batch_rule, n=7, n_in=5, n_out=5, seed=2)
