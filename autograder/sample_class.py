@@ -24,7 +24,7 @@ from autograder.grading.workspace import REPO_ROOT, Workspace, build
 
 LESSONS = ["01_chain_rule", "02_vector_seeds", "03_layer_reuse", "04_per_sample_gradients",
            "05_per_loss_gradients"]
-MAX = {"01_chain_rule": 7, "02_vector_seeds": 7, "03_layer_reuse": 7, "04_per_sample_gradients": 10,
+MAX = {"01_chain_rule": 7, "02_vector_seeds": 7, "03_layer_reuse": 7, "04_per_sample_gradients": 12,
        "05_per_loss_gradients": 8}
 
 
@@ -100,8 +100,9 @@ STUDENTS: dict[str, dict] = {
                                     "l4_ex2_linear_per_sample": SUMMED_LINEAR},
         "05_per_loss_gradients": {"l5_ex2_per_term_grads": _replace("retain_graph=i < last", "retain_graph=False")},
     },
-    "elena": {                                                     # no zero_grad; .grad not reset
-        "04_per_sample_gradients": {"l4_ex4_train_by_hand": _drop_line("model.zero_grad()")},
+    "elena": {                                                     # no zero_grad; .grad not reset; batch axis
+        "04_per_sample_gradients": {"l4_ex4_train_by_hand": _drop_line("model.zero_grad()"),
+                                    "l4_ex5_matvec_batch_rule": _replace("return W @ xs, 1", "return W @ xs, 0")},
         "05_per_loss_gradients": {"l5_ex2_per_term_grads": NO_RESET},
     },
     "mallory": {                                                   # monkeypatches to pass wrong answers
@@ -147,26 +148,26 @@ STUDENTS: dict[str, dict] = {
 }
 
 EXPECTED: dict[str, dict[str, float]] = {
-    "ada": {"01_chain_rule": 7, "02_vector_seeds": 7, "03_layer_reuse": 7, "04_per_sample_gradients": 10,
+    "ada": {"01_chain_rule": 7, "02_vector_seeds": 7, "03_layer_reuse": 7, "04_per_sample_gradients": 12,
             "05_per_loss_gradients": 8},
-    "bruno": {"01_chain_rule": 4, "02_vector_seeds": 7, "03_layer_reuse": 0, "04_per_sample_gradients": 2,
+    "bruno": {"01_chain_rule": 4, "02_vector_seeds": 7, "03_layer_reuse": 0, "04_per_sample_gradients": 4,
               "05_per_loss_gradients": 0},
     "blank": {lesson: 0 for lesson in LESSONS},
-    "carla": {"01_chain_rule": 7, "02_vector_seeds": 5, "03_layer_reuse": 2, "04_per_sample_gradients": 10,
+    "carla": {"01_chain_rule": 7, "02_vector_seeds": 5, "03_layer_reuse": 2, "04_per_sample_gradients": 12,
               "05_per_loss_gradients": 8},
-    "dmitri": {"01_chain_rule": 7, "02_vector_seeds": 7, "03_layer_reuse": 7, "04_per_sample_gradients": 5,
+    "dmitri": {"01_chain_rule": 7, "02_vector_seeds": 7, "03_layer_reuse": 7, "04_per_sample_gradients": 7,
                "05_per_loss_gradients": 2},  # balance_step uses his per_term_grads, so fails too
     "elena": {"01_chain_rule": 7, "02_vector_seeds": 7, "03_layer_reuse": 7, "04_per_sample_gradients": 8,
               "05_per_loss_gradients": 2},
-    "mallory": {"01_chain_rule": 5, "02_vector_seeds": 7, "03_layer_reuse": 5, "04_per_sample_gradients": 10,
+    "mallory": {"01_chain_rule": 5, "02_vector_seeds": 7, "03_layer_reuse": 5, "04_per_sample_gradients": 12,
                 "05_per_loss_gradients": 8},
-    "trudy": {"01_chain_rule": 7, "02_vector_seeds": 5, "03_layer_reuse": 7, "04_per_sample_gradients": 7,
+    "trudy": {"01_chain_rule": 7, "02_vector_seeds": 5, "03_layer_reuse": 7, "04_per_sample_gradients": 9,
               "05_per_loss_gradients": 8},
-    "carl": {"01_chain_rule": 5, "02_vector_seeds": 7, "03_layer_reuse": 4, "04_per_sample_gradients": 10,
+    "carl": {"01_chain_rule": 5, "02_vector_seeds": 7, "03_layer_reuse": 4, "04_per_sample_gradients": 12,
              "05_per_loss_gradients": 8},
-    "rita": {"01_chain_rule": 7, "02_vector_seeds": 7, "03_layer_reuse": 0, "04_per_sample_gradients": 10},
+    "rita": {"01_chain_rule": 7, "02_vector_seeds": 7, "03_layer_reuse": 0, "04_per_sample_gradients": 12},
     "mei": {"01_chain_rule": 7, "02_vector_seeds": 7},
-    "jun": {"01_chain_rule": 5, "03_layer_reuse": 5, "04_per_sample_gradients": 8},
+    "jun": {"01_chain_rule": 5, "03_layer_reuse": 5, "04_per_sample_gradients": 10},
 }
 # Students who hand in the Chinese edition: their messages and feedback are in Chinese.
 CHINESE = {"mei", "jun"}
@@ -175,7 +176,8 @@ FLAGGED = {("mallory", "01_chain_rule"), ("mallory", "03_layer_reuse"), ("mallor
            ("carl", "01_chain_rule"), ("rita", "03_layer_reuse")}
 # The diagnoses the class report must count (at least once each).
 DIAGNOSED = {"reused_layer_counted_once", "one_factor_of_2_missing", "seed_wrong_shape", "summed_over_batch", "retain_graph_forgotten",
-             "accumulated_across_steps", "grad_not_reset_between_terms", "retain_grad_forgotten"}
+             "accumulated_across_steps", "grad_not_reset_between_terms", "retain_grad_forgotten",
+             "batch_axis_misplaced"}
 
 _SOLUTION_MARK = re.compile(r"^\s*### (BEGIN|END) SOLUTION\s*$")
 

@@ -17,8 +17,9 @@
 # * say exactly what `.grad` holds after a backward pass over a batch (the **sum** of the
 #   per-sample gradients — not the mean, not one per input),
 # * get the per-sample gradients four ways — a loop, the vectorised outer product (which you write
-#   in the exercises), `chainrule.func.per_sample_grad` and `torch.func.vmap(torch.func.grad(...))` —
-#   and check they agree,
+#   in the exercises), `chainrule.func.per_sample_grad` and `vmap(grad(...))`, in `torch.func` and in
+#   `chainrule.func` — and check they agree,
+# * open up `vmap`: read the batching rule each op carries, and write one yourself,
 # * write the training step by hand: `p -= lr * p.grad` under `no_grad`, and zero the gradients
 #   between steps.
 
@@ -117,8 +118,9 @@ print(f"loop over {len(features)} samples: {t_loop * 1e3:.0f} ms; G1 {loop_c[0].
 # That one is yours: exercises 1 and 2 below.
 #
 # **(c) chainrule's `func.per_sample_grad`** — the same outer products, done by the library's
-# backward pass for any model built from its layers. **(d) PyTorch's reference**,
-# `torch.func.vmap(torch.func.grad(...))`: the gradient of one sample, vectorised over the batch.
+# backward pass for any model built from its layers. **(d) `vmap(grad(...))`**: `grad` of a function
+# of *one* sample, vectorised over the batch by `vmap`. PyTorch's `torch.func` is the reference;
+# `chainrule.func` has the same functions, which section 6 opens up.
 
 # %%
 def best_of_5_ms(f):
@@ -142,15 +144,25 @@ def one_output(params, x):
 
 params_t = {k: v.detach() for k, v in model_t.named_parameters()}
 ref, t_vmap = best_of_5_ms(lambda: vmap(grad(one_output), in_dims=(None, 0))(params_t, X_t))
-print({k: tuple(v.shape) for k, v in ref.items()}, f"{t_vmap:.2f} ms")
+print("torch.func:    ", {k: tuple(v.shape) for k, v in ref.items()}, f"{t_vmap:.2f} ms")
+
+def one_output_c(params, x):  # the same function, with chainrule's functional_call
+    return chainrule.func.functional_call(model_c, params, (x.unsqueeze(0),)).squeeze()
+
+params_c = {k: v.detach() for k, v in model_c.named_parameters()}
+vmapped, t_vmap_c = best_of_5_ms(
+    lambda: chainrule.func.vmap(chainrule.func.grad(one_output_c), in_dims=(None, 0))(params_c, X_c))
+print("chainrule.func:", {k: tuple(v.shape) for k, v in vmapped.items()}, f"{t_vmap_c:.2f} ms")
 
 # %%
 N = len(features)
 G1_ref, G2_ref = ref["0.weight"].reshape(N, 5), ref["2.weight"].reshape(N, 5)
-for g1, g2 in (loop_c, (psg["0.weight"].reshape(N, 5), psg["2.weight"].reshape(N, 5))):
-    assert_close(g1, G1_ref)
-    assert_close(g2, G2_ref)
-print("loop, per_sample_grad and vmap agree; first rows of G1:\n", G1_ref[:3].numpy())
+for g in (psg, vmapped):
+    assert_close(g["0.weight"].reshape(N, 5), G1_ref)
+    assert_close(g["2.weight"].reshape(N, 5), G2_ref)
+assert_close(loop_c[0], G1_ref)
+assert_close(loop_c[1], G2_ref)
+print("the loop, per_sample_grad and both vmaps agree; first rows of G1:\n", G1_ref[:3].numpy())
 # ... and their column sums are exactly the .grad of the batch backward of section 2:
 assert_close(G1_ref.sum(0), model_t[0].weight.grad.reshape(-1))
 assert_close(G2_ref.sum(0), model_t[2].weight.grad.reshape(-1))
@@ -172,7 +184,7 @@ print(f"samples whose weight1 gradient is below 1e-6: {int((np.abs(G1_ref.numpy(
 # The difference is in the rule for a linear layer's weight: where the ordinary rule
 # (`Linear.backward`) computes $\Delta^\top A$, summing over the batch, the per-sample rule keeps the
 # batch axis: one outer product $\delta_s a_s^\top$ per sample $s$. Here it is, next to the layer's op
-# in `chainrule/ops.py`:
+# in `chainrule/ops/linalg.py`:
 
 # %%
 print(inspect.getsource(chainrule.ops.Linear.per_sample_backward))
@@ -189,7 +201,60 @@ from coursework.widgets import lesson4_per_sample
 lesson4_per_sample()
 
 # %% [markdown]
-# ## 6. The training step, by hand
+# ## 6. Inside `vmap`: one batching rule per op
+#
+# `vmap(f)` does not loop: it calls `f` **once**. `f` was written for one sample; what it receives is
+# a `BatchedTensor`. That tensor shows one sample's shape (its *logical* shape, all that `f` sees) and
+# holds the whole batch (its *physical* tensor, with the batch on one axis):
+
+# %%
+def peek(x):
+    print(f"f sees shape {tuple(x.shape)}; inside: {type(x).__name__} holding {tuple(x.physical.shape)}, "
+          f"batch on axis {x.batch_dim}")
+    return (x * 2).sum()
+
+print("result:", chainrule.func.vmap(peek)(X_c[:4]))
+
+# %% [markdown]
+# Every op that meets a batched input hands the physical tensors to its **batching rule**, a method
+# written next to the op's `forward` and `backward`. The rule runs the op once on the whole batch,
+# with ordinary tensor ops, and says on which axis the result keeps the batch. If $X$ stacks the
+# samples $x_n$ on axis 0, the rule must give $\text{vmap}(f)(X)_n = f(x_n)$ for its op $f$:
+#
+# * **Elementwise ops** (`+`, `*`, the pieces of the sigmoid): every batch axis goes first and every
+#   sample is padded to the same rank. Broadcasting then pairs sample $n$ with sample $n$, and an
+#   input without a batch (a weight) is shared by all samples.
+# * **A sum over a sample's axis $d$** is a sum over the physical axis $d + 1$ once the batch is first:
+#   $\big(\sum_{d} x_n\big) = \big(\sum_{d+1} X\big)_n$.
+
+# %%
+from chainrule import batching
+from chainrule.ops import elementwise, reductions
+
+print(inspect.getsource(elementwise.Elementwise.batch_rule))
+print(inspect.getsource(batching.aligned))
+print(inspect.getsource(reductions.Sum.batch_rule))
+
+# %% [markdown]
+# And `grad` inside `vmap`? `grad` records the graph on the batched tensors, and the backward pass,
+# written with tensor ops, meets batched tensors too: it goes through the same rules. So
+# `vmap(grad(f))` is one forward and one backward pass over the whole batch, the same work as
+# `per_sample_grad` (section 4 timed both). What a batch cannot do is answer a Python question about
+# one sample: `if x > 0:` needs one `True` or `False`, and `x` holds 1000 samples. Both libraries refuse,
+# in the same words:
+
+# %%
+def absolute(x):
+    return x if x > 0 else -x
+
+for lib in (chainrule, torch):
+    try:
+        lib.func.vmap(absolute)(lib.tensor(features[:3, 0]))
+    except RuntimeError as error:
+        print(f"{lib.__name__}: {error}")
+
+# %% [markdown]
+# ## 7. The training step, by hand
 #
 # With `.grad` in hand, plain SGD is one line per parameter, `p -= lr * p.grad`. It must run under
 # `no_grad()` — the update is not part of the model — and the gradients must be zeroed before the
@@ -220,7 +285,7 @@ for zero in (True, False):
     assert_close(m_c[0].weight, m_t[0].weight)
 
 # %% [markdown]
-# ## 7. The common mistakes and their symptoms
+# ## 8. The common mistakes and their symptoms
 #
 # * **Taking `.grad` for per-sample gradients.** Symptom: shape `(5, 1)` instead of `(1000, 5)`; or,
 #   after a reshape, a matrix whose every row is the same — the sum.
@@ -229,6 +294,8 @@ for zero in (True, False):
 #   gradient.
 # * **Forgetting to zero between steps.** Symptom: the loss first falls, then the steps grow and it
 #   rises (above: `zero_grad=False`).
+# * **Python control flow on a sample inside `vmap`.** Symptom: "vmap: It looks like you're attempting
+#   to use a Tensor in some data-dependent control flow". Write it with tensor ops (`torch.where`).
 
 # %% [markdown]
 # ---
@@ -281,6 +348,24 @@ checks.check_linear_per_sample(linear_per_sample, n=1000, n_in=1, n_out=5, seed=
 checks.check_linear_per_sample(linear_per_sample, n=7, n_in=5, n_out=5, seed=2)
 checks.check_linear_per_sample(linear_per_sample, n=1, n_in=2, n_out=3, seed=3)
 ### END HIDDEN TESTS
+
+# %% [markdown]
+# With your outer product, the four routes meet. The backprop signal $\delta_n$ at a layer's output is
+# what an ordinary backward pass already computes, one row per sample (`h.grad` below: sample $n$'s
+# output depends on its own row of `h` only). Your `linear_per_sample` turns it into per-sample
+# gradients, which agree with the loop, `per_sample_grad` and `vmap`:
+
+# %%
+h = model_c[0](X_c)                     # the first layer's output, (N, 5)
+h.retain_grad()
+s_c = model_c[1](h)                     # the second layer's input, (N, 5)
+model_c[2](s_c).sum().backward()
+G1_yours = linear_per_sample(X_c.numpy(), h.grad.numpy())                     # (N, 5, 1)
+G2_yours = linear_per_sample(s_c.detach().numpy(), np.ones((N, 1)))           # (N, 1, 5)
+for g1, g2 in ((G1_yours, G2_yours), loop_c, (vmapped["0.weight"], vmapped["2.weight"])):
+    assert_close(g1.reshape(N, 5), G1_ref)
+    assert_close(g2.reshape(N, 5), G2_ref)
+print("your outer product, the loop, per_sample_grad and both vmaps agree")
 
 # %% [markdown]
 # ### Exercise 3 (API) — the full `(1000, 5)` matrices
@@ -341,4 +426,38 @@ checks.check_training(train_by_hand, steps=5, lr=0.5)
 ### BEGIN HIDDEN TESTS
 checks.check_training(train_by_hand, steps=1, lr=0.1)
 checks.check_training(train_by_hand, steps=12, lr=0.3)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### Exercise 5 (mechanism) — a batching rule of your own
+#
+# `W @ x` takes a matrix `W` of shape `(out, in)` and one vector `x` of length `in`. Under
+# `vmap(lambda x: W @ x)(xs)`, the product meets the physical batch `xs`, with the batch on axis
+# `batch_dim`: `xs` is `(N, in)` when `batch_dim == 0` and `(in, N)` when `batch_dim == 1`.
+#
+# Write its batching rule, `matvec_batch_rule(W, xs, batch_dim)`, with chainrule tensors. Return
+# `(ys, out_batch_dim)`: `ys` holds the N products $W x_n$, stacked along axis `out_batch_dim` of `ys`.
+# One product of two matrices for the whole batch, no loop over samples. (With the vectors as the
+# rows of a matrix, or as its columns: which matrix product has $W x_n$ as its row $n$, or as its
+# column $n$?) The test puts your rule inside chainrule's `vmap`, in an op `W @ x` whose batching rule
+# is yours, and runs `vmap(grad(...))` through it too: its backward pass, $W^\top$ @ grad, calls
+# your rule again.
+
+# %% nbgrader={"grade": false, "grade_id": "l4_ex5_matvec_batch_rule", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def matvec_batch_rule(W, xs, batch_dim):
+    """(ys, out_batch_dim): W @ x for every vector x of xs, whose batch is on axis batch_dim."""
+    ### BEGIN SOLUTION
+    if batch_dim == 0:
+        return xs @ W.T, 0      # row n: x_nᵀ Wᵀ = (W x_n)ᵀ
+    return W @ xs, 1            # column n: W x_n
+    ### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "l4_ex5_matvec_batch_rule_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+from coursework import checks
+
+checks.check_matvec_batch_rule(matvec_batch_rule, n=4, n_in=3, n_out=3)
+### BEGIN HIDDEN TESTS
+checks.check_matvec_batch_rule(matvec_batch_rule, n=1000, n_in=1, n_out=5, seed=1)
+checks.check_matvec_batch_rule(matvec_batch_rule, n=7, n_in=5, n_out=5, seed=2)
+checks.check_matvec_batch_rule(matvec_batch_rule, n=1, n_in=2, n_out=3, seed=3)
 ### END HIDDEN TESTS

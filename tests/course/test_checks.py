@@ -234,6 +234,53 @@ def test_lesson4_grads_accumulated_across_steps_is_diagnosed():
     assert "accumulated across steps" in failure(checks.check_training, no_zeroing, steps=5, lr=0.5)
 
 
+def _matvec_rule(W, xs, batch_dim):
+    return (xs @ W.T, 0) if batch_dim == 0 else (W @ xs, 1)
+
+
+def test_lesson4_batching_rules_that_are_right_pass():
+    def as_columns(W, xs, batch_dim):
+        return W @ (xs.T if batch_dim == 0 else xs), 1
+
+    for rule in (_matvec_rule, as_columns):
+        checks.check_matvec_batch_rule(rule, n=4, n_in=3, n_out=2)
+        checks.check_matvec_batch_rule(rule, n=7, n_in=5, n_out=5, seed=2)
+
+
+def test_lesson4_batching_rule_slips_are_diagnosed():
+    def by_w_not_transposed(W, xs, batch_dim):
+        return (xs if batch_dim == 0 else xs.T) @ W, 0
+
+    def wrong_axis_returned(W, xs, batch_dim):
+        ys, axis = _matvec_rule(W, xs, batch_dim)
+        return ys, 1 - axis
+
+    def summed(W, xs, batch_dim):
+        return W @ xs.sum(batch_dim), 0
+
+    def in_torch(W, xs, batch_dim):
+        import torch
+        return torch.tensor(_matvec_rule(W, xs, batch_dim)[0].numpy()), 0
+
+    assert "Wᵀ x, not W x" in failure(checks.check_matvec_batch_rule, by_w_not_transposed, n=7, n_in=5, n_out=5)
+    assert "batch axis you returned" in failure(checks.check_matvec_batch_rule, wrong_axis_returned)
+    assert "batch axis was contracted" in failure(checks.check_matvec_batch_rule, summed)
+    assert "PyTorch tensor" in failure(checks.check_matvec_batch_rule, in_torch)
+    assert "not answered yet" in failure(checks.check_matvec_batch_rule, _unanswered)
+
+
+def test_lesson4_batching_rule_runs_inside_chainrule_vmap_and_its_backward():
+    calls = []
+
+    def counting(W, xs, batch_dim):
+        calls.append((tuple(W.shape), tuple(xs.shape), batch_dim))
+        return _matvec_rule(W, xs, batch_dim)
+
+    checks.check_matvec_batch_rule(counting, n=4, n_in=3, n_out=2)
+    # twice directly, once under vmap, then the forward (W) and the backward (W.T) of vmap(grad)
+    assert calls[2:] == [((2, 3), (4, 3), 0), ((2, 3), (4, 3), 0), ((3, 2), (4, 2), 0)]
+
+
 # ----------------------------------------------------------------------------- lesson 5
 
 

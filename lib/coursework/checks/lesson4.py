@@ -10,13 +10,22 @@ from .. import problems
 from ..i18n import N_, _
 from ._core import (ACCUMULATED_ACROSS_STEPS, AVERAGED_OVER_BATCH, ROWS_ACCUMULATED, ROWS_DIVIDED_BY_BATCH,
                     SUMMED_OVER_BATCH, TRANSPOSED, CheckFailure, Misconception, assert_matches, call_student,
-                    diagnosis, require_results, torch)
+                    as_array, chainrule, diagnosis, require_chainrule_tensor, require_results, torch)
 
 __all__ = ["torch_per_sample", "check_per_sample_by_hand", "check_linear_per_sample",
-           "check_per_sample_matrices", "check_per_sample_rows", "check_training"]
+           "check_per_sample_matrices", "check_per_sample_rows", "check_training", "check_matvec_batch_rule"]
 
 INNER_FACTOR_X_MISSING = diagnosis("inner_factor_x_missing", N_("inner factor x left out"), N_(
     "you left out the inner factor x (d(W1 x)/dW1 = x)."))
+MATVEC_BY_W_TRANSPOSED = diagnosis("matvec_by_w_transposed", N_("multiplied by W's transpose"), N_(
+    "each sample came out as Wᵀ x, not W x: with the samples as rows, xs @ W multiplies every row by W's "
+    "transpose; row n of W x_n stacked is x_nᵀ Wᵀ, so write xs @ W.T."))
+BATCH_AXIS_MISPLACED = diagnosis("batch_axis_misplaced", N_("batch axis of the result misplaced"), N_(
+    "the products are right, but the batch axis you returned points at the other axis of your result: "
+    "vmap would hand sample n the wrong slice. Return the axis along which your result stacks the samples."))
+PRODUCTS_SUMMED_OVER_BATCH = diagnosis("products_summed_over_batch", N_("batch axis summed away"), N_(
+    "your result is the sum of the N products W x_n: the batch axis was contracted. A batching rule "
+    "keeps one result per sample, stacked along an axis it returns."))
 SIGMOID_DERIVATIVE = diagnosis("sigmoid_derivative_wrong", N_("wrong derivative of sigmoid"), N_(
     "sigmoid'(v) = sigmoid(v) * (1 - sigmoid(v)), not sigmoid(v)."))
 
@@ -158,3 +167,84 @@ def check_training(fn: Callable, steps: int = 5, lr: float = 0.5) -> None:
                        what=_("{name} after {steps} SGD steps (lr={lr})").format(name=name, steps=steps, lr=lr),
                        rtol=1e-7, atol=1e-10,
                        misconceptions=[Misconception(ACCUMULATED_ACROSS_STEPS, wrong[name])])
+
+
+# ---------------------------------------------------------------- exercise 5: a batching rule
+def _rule_with_student_batching(rule: Callable):
+    """``W @ x`` as a chainrule op whose batching rule is the student's: what vmap runs is theirs.
+    Its backward, Wᵀ @ grad, is the same op again, so vmap(grad(...)) calls the rule twice."""
+    from chainrule.function import Function
+
+    class StudentMatVec(Function):
+        saves_inputs = (0, 1)
+
+        def name(self):
+            return "StudentMatVecBackward0"
+
+        def forward(self, xp, W, x):
+            return W @ x
+
+        def backward(self, grad):
+            W, x = self.inputs
+            grad_W = grad.unsqueeze(-1) * x.unsqueeze(-2) if self.needs_input_grad[0] else None
+            return grad_W, StudentMatVec()(W.mT, grad) if self.needs_input_grad[1] else None
+
+        def batch_rule(self, args, batch_dims):
+            (W, xs), (w_dim, x_dim) = args, batch_dims
+            if w_dim is not None:  # the exercise batches the vectors only; a batched W is vmap's own
+                return chainrule().func.vmap(lambda w, x: w @ x, in_dims=(w_dim, x_dim))(W, xs), 0
+            return _call_rule(rule, W, xs, x_dim)
+
+    return lambda W, x: StudentMatVec()(W, x)
+
+
+def _call_rule(rule: Callable, W, xs, batch_dim: int):
+    got = call_student(rule, W, xs, batch_dim,
+                       what=f"matvec_batch_rule(W {tuple(W.shape)}, xs {tuple(xs.shape)}, batch_dim={batch_dim})")
+    require_results(got, 2, "matvec_batch_rule", _("ys and the batch axis of ys"))
+    ys, out_dim = got
+    require_chainrule_tensor(ys, "ys")
+    if not (isinstance(out_dim, int) and not isinstance(out_dim, bool) and 0 <= out_dim < max(ys.ndim, 1)):
+        raise CheckFailure(_("the second result must be the axis of ys that holds the batch (0 or 1), got "
+                             "{value!r}.").format(value=out_dim))
+    return ys, out_dim
+
+
+def check_matvec_batch_rule(rule: Callable, n: int = 4, n_in: int = 3, n_out: int = 2, seed: int = 0) -> None:
+    """Lesson 4, exercise 5: the batching rule of ``W @ x`` for a batch of vectors, called directly,
+    then inside chainrule's vmap and vmap(grad), against torch.func.vmap."""
+    t, cr = torch(), chainrule()
+    from torch.func import grad, vmap
+    rng = np.random.default_rng(seed)
+    W = rng.normal(size=(n_out, n_in))
+    for batch_dim in (0, 1):
+        xs = rng.normal(size=(n, n_in) if batch_dim == 0 else (n_in, n))
+        expected = vmap(lambda x: t.tensor(W) @ x, in_dims=batch_dim)(t.tensor(xs)).numpy()  # (n, out)
+        ys, out_dim = _call_rule(rule, cr.tensor(W), cr.tensor(xs), batch_dim)
+        rows = np.moveaxis(as_array(ys), out_dim, 0) if ys.ndim == 2 else ys
+        rows_by_w_transposed = vmap(lambda x: t.tensor(W).T @ x, in_dims=batch_dim)(t.tensor(xs)).numpy() \
+            if n_in == n_out else None
+        mis = [Misconception(PRODUCTS_SUMMED_OVER_BATCH, expected.sum(0)), Misconception(BATCH_AXIS_MISPLACED, expected.T)]
+        if rows_by_w_transposed is not None:
+            mis.append(Misconception(MATVEC_BY_W_TRANSPOSED, rows_by_w_transposed))
+        assert_matches(rows, expected, rtol=1e-10, misconceptions=mis,
+                       what=_("W @ x for every sample, xs batched on axis {axis} (rows: samples, shape {shape})")
+                       .format(axis=batch_dim, shape=expected.shape),
+                       hint=_("sample n's vector is {vector}; its product W @ x has {out} elements.")
+                       .format(vector="xs[n]" if batch_dim == 0 else "xs[:, n]", out=n_out))
+
+    matvec = _rule_with_student_batching(rule)
+    xs = rng.normal(size=(n, n_in))
+    expected = vmap(lambda x: t.tensor(W) @ x)(t.tensor(xs)).numpy()
+    got = cr.func.vmap(lambda x: matvec(cr.tensor(W), x))(cr.tensor(xs))
+    assert_matches(got, expected, rtol=1e-10,
+                   what=_("chainrule.func.vmap(lambda x: W @ x)(xs) running your rule"))
+
+    def loss(lib, product):
+        return lambda x: (product(lib.tensor(W), x) ** 2).sum()
+
+    expected = vmap(grad(loss(t, lambda w, x: w @ x)))(t.tensor(xs)).numpy()
+    got = cr.func.vmap(cr.func.grad(loss(cr, matvec)))(cr.tensor(xs))
+    assert_matches(got, expected, rtol=1e-10,
+                   what=_("vmap(grad(lambda x: ((W @ x) ** 2).sum()))(xs), your rule in the forward and the "
+                          "backward pass (the gradient 2 Wᵀ W x of each sample)"))
