@@ -94,18 +94,20 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
 
 def _like(function, like, dtype, device, requires_grad, xp_function=None):
     if xp_function and dtype is None and device is None:  # one call to the array library
-        return _finish(xp_function(like._backend.xp)(like._array), like._backend, requires_grad)
+        array = like._array
+        return _finish(xp_function(like._backend.xp)(array.shape, dtype=array.dtype), like._backend,
+                       requires_grad)
     return function(*like._array.shape, dtype=like.dtype if dtype is None else dtype,
                     device=like._backend.device if device is None else device,
                     requires_grad=requires_grad)
 
 
 def zeros_like(input, dtype=None, device=None, requires_grad=False):  # noqa: A002
-    return _like(zeros, input, dtype, device, requires_grad, lambda xp: xp.zeros_like)
+    return _like(zeros, input, dtype, device, requires_grad, lambda xp: xp.zeros)
 
 
 def ones_like(input, dtype=None, device=None, requires_grad=False):  # noqa: A002
-    return _like(ones, input, dtype, device, requires_grad, lambda xp: xp.ones_like)
+    return _like(ones, input, dtype, device, requires_grad, lambda xp: xp.ones)
 
 
 def full_like(input, fill_value, dtype=None, device=None, requires_grad=False):  # noqa: A002

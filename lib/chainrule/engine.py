@@ -71,17 +71,19 @@ class AccumulateGrad(Node):
 
     def apply(self, grad):
         variable = self.variable
-        if variable.grad is None:
+        # ``_grad``, not the ``.grad`` property: its checks are for users' assignments, and a
+        # gradient always has its leaf's shape.
+        if variable._grad is None:
             # Each leaf must own its .grad, so that updating it in place touches only its own:
             # a gradient may reach several leaves (``a + b`` hands the same one to both) or share
             # memory with another tensor (the gradient of a reshape is a view).
-            variable.grad = grad.clone() if grad._may_alias() else grad
+            variable._grad = grad.clone() if grad._may_alias() else grad
             grad._owned = True
         elif is_grad_enabled():
-            variable.grad = variable.grad + grad  # recorded (create_graph): a new node of the graph
+            variable._grad = variable._grad + grad  # recorded (create_graph): a new node of the graph
         else:
             # In place, as in PyTorch: whoever holds this .grad sees the sum.
-            variable.grad += grad
+            variable._grad += grad
         return ()
 
 
@@ -109,6 +111,9 @@ def topological_sort(roots):
             for child, _ in children:
                 if child is not None and child not in visited:
                     visited.add(child)
+                    if not child.next_functions:  # a leaf's node: done as soon as it is found
+                        order.append(child)
+                        continue
                     stack.append((child, iter(child.next_functions)))
                     break
             else:
@@ -138,25 +143,23 @@ def backpropagate(roots, grads, *, keep_graph=False, capture=None, rule=None, or
         grad = pending.pop(node, None)
         if grad is None:
             continue
-        for hook in node.pre_hooks:
-            grad._owned = True  # a hook may keep what it sees: no leaf may take it as its .grad
-            result = hook(grad)
-            if result is not None:
-                grad = result
-                grad._owned = True  # nor what a hook returns, which its caller may hold
-        tensor = node.retained() if node.retained is not None else None
-        if tensor is not None:
-            tensor.grad = grad.clone() if tensor.grad is None else tensor.grad + grad
+        if node.pre_hooks:
+            grad = run_pre_hooks(node.pre_hooks, grad)
+        if node.retained is not None:
+            tensor = node.retained()
+            if tensor is not None:
+                tensor.grad = grad.clone() if tensor.grad is None else tensor.grad + grad
         if needed is not None:
             if node in capture:
                 captured[node] = grad
             if node not in needed:
                 continue
         input_grads = rule(node, grad) if rule is not None else node.apply(grad)
-        for hook in node.post_hooks:
-            result = hook(tuple(input_grads), (grad,))
-            if result is not None:
-                input_grads = result
+        if node.post_hooks:
+            for hook in node.post_hooks:
+                result = hook(tuple(input_grads), (grad,))
+                if result is not None:
+                    input_grads = result
         for (child, _), child_grad in zip(node.next_functions, input_grads):
             if child is None or child_grad is None:
                 continue
@@ -164,6 +167,17 @@ def backpropagate(roots, grads, *, keep_graph=False, capture=None, rule=None, or
         if not keep_graph:
             node.release()
     return captured
+
+
+def run_pre_hooks(hooks, grad):
+    """The gradient after each of ``hooks`` has seen it (a hook may return a replacement)."""
+    for hook in hooks:
+        grad._owned = True  # a hook may keep what it sees: no leaf may take it as its .grad
+        result = hook(grad)
+        if result is not None:
+            grad = result
+            grad._owned = True  # nor what a hook returns, which its caller may hold
+    return grad
 
 
 def leading_to(order, targets):

@@ -22,6 +22,10 @@ FREED = ("Trying to backward through the graph a second time (or directly access
          "calling backward.")
 
 
+NO_EDGE = (None, 0)   # next_functions' entry for an input that needs no gradient
+NOTHING_SAVED = ()
+
+
 class Function(engine.Node):
     #: which inputs the backward pass reads (their values, not only their shapes)
     saves_inputs = ()
@@ -71,33 +75,35 @@ class Function(engine.Node):
 
     def record(self, args, out):
         """Link the output to its inputs; keep what the backward pass will read."""
-        edges, shapes, dtypes = [], [], []
+        edges, needs, shapes, dtypes, inputs = [], [], [], [], []
         for a in args:
             if isinstance(a, Tensor):
                 array = a._array
                 edges.append((a.grad_fn, 0) if a.grad_fn is not None else a._edge())
+                needs.append(a._requires_grad)
                 shapes.append(array.shape)
                 dtypes.append(array.dtype)
+                inputs.append(None)  # unless saved below: unsaved tensors may be freed
             else:
-                edges.append((None, 0))
+                edges.append(NO_EDGE)
+                needs.append(False)
                 shapes.append(())
                 dtypes.append(None)
+                inputs.append(a)  # a constant operand, kept
         self.next_functions = tuple(edges)
-        self.needs_input_grad = needs = [fn is not None for fn, _ in edges]
+        self.needs_input_grad = needs
         self.shapes = shapes
         self.dtypes = dtypes
         self.out_shape = out._array.shape
-        # Keep what the backward pass reads and nothing more: unsaved tensors may be freed.
+        # Keep what the backward pass reads and nothing more.
         to_save = self.inputs_to_save(needs)
-        self.inputs = inputs = list(args)
+        self.inputs = inputs
         self.saved = saved = []
-        for i, a in enumerate(args):
-            if isinstance(a, Tensor):
-                if i in to_save:
-                    saved.append(a)
-                else:
-                    inputs[i] = None
-        self.saved_versions = [t._version for t in saved]
+        for i in to_save:
+            if isinstance(args[i], Tensor):
+                inputs[i] = args[i]
+                saved.append(args[i])
+        self.saved_versions = [t._version for t in saved] if saved else NOTHING_SAVED
         # As in PyTorch, what a node saved is freed after backward, a constant operand (the 2 of
         # x * 2) included: only a node that saved nothing (x + 2) can run a second time.
         self.saves_values = bool(to_save) or self.saves_output

@@ -184,7 +184,6 @@ class Tensor:
         return node.register_hook(lambda grad_inputs, grad_outputs: hook(self))
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
-        from . import autograd
         autograd.backward(self, gradient, retain_graph, create_graph, inputs)
 
     def detach(self):
@@ -665,4 +664,5 @@ def _assign(array, value):
 
 
 from . import ops  # noqa: E402  (ops build on Tensor)
+from . import autograd  # noqa: E402  (so does autograd)
 from .ops.arguments import expand_message, inplace_message, normalize_key  # noqa: E402
