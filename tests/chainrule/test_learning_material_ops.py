@@ -212,3 +212,45 @@ def test_saved_tensors_under_pytorchs_names():
             m.grad_fn._saved_other
         with pytest.raises(AttributeError):
             (x + w).grad_fn._saved_self
+
+
+# ---------------------------------------------------------------- autograd.functional
+def _functional_cases(lib):
+    """hessian, vhp, hvp and jvp as the torch.autograd API docs use them, float64."""
+    f = lib.autograd.functional
+    x = lib.tensor(RNG_FUNCTIONAL.standard_normal((2, 3)))
+    pair = (lib.tensor([1.0, -2.0], dtype=lib.float64), lib.tensor([0.5, 3.0], dtype=lib.float64))
+    v = lib.tensor(np.arange(6.0).reshape(2, 3) - 2)
+    ones = (lib.ones(2, dtype=lib.float64), lib.tensor([2.0, -1.0], dtype=lib.float64))
+
+    def cubes(t):
+        return (t.pow(3) * t.sin()).sum()
+
+    def mixed(a, b):
+        return (a * a * b + b.exp()).sum()
+
+    def rows(t):
+        return t.exp().sum(dim=1)
+
+    return [f.hessian(cubes, x), *f.hessian(mixed, pair)[0], *f.hessian(mixed, pair)[1],
+            *f.vhp(cubes, x, v), *f.hvp(cubes, x, v), f.vhp(mixed, pair, ones)[0], *f.vhp(mixed, pair, ones)[1],
+            *f.jvp(rows, x, v), *f.jvp(lambda a, b: a * b + a.tanh(), pair, ones),
+            f.hessian(lambda t: t.sum() * 0 + 1.0, pair[0])]
+
+
+RNG_FUNCTIONAL = np.random.default_rng(11)
+
+
+def test_functional_hessian_vhp_hvp_jvp():
+    state = RNG_FUNCTIONAL.bit_generator.state
+    ours = _functional_cases(chainrule)
+    RNG_FUNCTIONAL.bit_generator.state = state
+    theirs = _functional_cases(torch)
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs):
+        assert_same(a, b)
+
+
+def test_functional_hessian_of_a_non_scalar_is_refused():
+    same_error(lambda lib: lib.autograd.functional.hessian(lambda t: t * 2, lib.ones(3)))
+    same_error(lambda lib: lib.autograd.functional.vhp(lambda t: t * 2, lib.ones(3), lib.ones(3)))
