@@ -254,3 +254,43 @@ def test_functional_hessian_vhp_hvp_jvp():
 def test_functional_hessian_of_a_non_scalar_is_refused():
     same_error(lambda lib: lib.autograd.functional.hessian(lambda t: t * 2, lib.ones(3)))
     same_error(lambda lib: lib.autograd.functional.vhp(lambda t: t * 2, lib.ones(3), lib.ones(3)))
+
+
+def test_gradgradcheck_draws_its_grad_outputs_as_pytorch_does():
+    results = []
+    for lib in (torch, chainrule):
+        lib.manual_seed(3)
+        x = lib.tensor(RNG.standard_normal(4), requires_grad=True)
+        y = lib.tensor(RNG.standard_normal(4), requires_grad=True)
+        checked = lib.autograd.gradgradcheck(lambda a, b: (a * b.sin()).exp(), (x, y))
+        results.append((checked, lib.rand(3)))
+    assert results[0][0] is results[1][0] is True
+    assert_same(results[1][1], results[0][1])
+
+
+def test_gradgradcheck_finds_a_wrong_second_derivative():
+    class WrongSecond(chainrule.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x ** 3
+
+        @staticmethod
+        def backward(ctx, grad):
+            x, = ctx.saved_tensors
+            return grad * 3 * x.detach() ** 2  # right first derivative, cut from the graph
+
+    x = chainrule.tensor([0.5, -1.5], dtype=chainrule.float64, requires_grad=True)
+    assert chainrule.autograd.gradcheck(WrongSecond.apply, (x,))
+    assert not chainrule.autograd.gradgradcheck(WrongSecond.apply, (x,), raise_exception=False)
+
+
+def test_a_seed_that_requires_grad_is_part_of_the_recorded_graph():
+    grads = []
+    for lib in (torch, chainrule):
+        x = lib.tensor([0.5, 2.0], dtype=lib.float64, requires_grad=True)
+        v = lib.tensor([3.0, -1.0], dtype=lib.float64, requires_grad=True)
+        (g,) = lib.autograd.grad(x.sin(), x, v, create_graph=True)
+        grads.append(lib.autograd.grad(g.sum(), (x, v)))
+    for ours, theirs in zip(grads[1], grads[0]):
+        assert_same(ours, theirs)
