@@ -1,9 +1,31 @@
 """``torch.autograd.functional``: Jacobians and vector-Jacobian products of a function."""
 from ..creation import zeros_like
-from ..func import jacobian  # noqa: F401 - one pass for all one-hot seeds
+from ..func import jacobian as _one_pass_jacobian
 from ..grad_mode import enable_grad
 from ..stand_in import not_covered_in
 from ..tensor import Tensor
+
+
+def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False,
+             strategy="reverse-mode"):
+    """d func / d inputs, shaped ``output.shape + input.shape`` (a tuple for a tuple of inputs).
+    All rows come from one backward pass; with ``create_graph`` each row is a recorded backward
+    pass of its own, so that the Jacobian can be differentiated again."""
+    if not create_graph:
+        return _one_pass_jacobian(func, inputs)
+    from . import grad
+    from ..ops import stack
+    single = isinstance(inputs, Tensor)
+    leaves = tuple(x.detach().requires_grad_(True) for x in ((inputs,) if single else inputs))
+    with enable_grad():
+        output = func(*leaves)
+        flat = output.reshape(-1)
+        rows = [grad(flat[k], leaves, retain_graph=True, create_graph=True, allow_unused=True)
+                for k in range(flat.numel())]
+    jacobians = tuple(
+        stack([zeros_like(x) if row[i] is None else row[i] for row in rows]).reshape(*output.shape, *x.shape)
+        for i, x in enumerate(leaves))
+    return jacobians[0] if single else jacobians
 
 
 def vjp(func, inputs, v=None, create_graph=False, strict=False):
