@@ -8,6 +8,7 @@ recursion, and linear in the size of the graph.
 """
 
 
+from .anomaly_mode import anomaly
 from .grad_mode import is_grad_enabled
 
 
@@ -154,7 +155,10 @@ def backpropagate(roots, grads, *, keep_graph=False, capture=None, rule=None, or
                 captured[node] = grad
             if node not in needed:
                 continue
-        input_grads = rule(node, grad) if rule is not None else node.apply(grad)
+        if anomaly.enabled:
+            input_grads = anomaly.run(node, grad, rule)
+        else:
+            input_grads = rule(node, grad) if rule is not None else node.apply(grad)
         if node.post_hooks:
             for hook in node.post_hooks:
                 result = hook(tuple(input_grads), (grad,))

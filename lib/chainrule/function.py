@@ -13,6 +13,7 @@ import re
 import weakref
 
 from . import engine
+from .anomaly_mode import anomaly, forward_stack
 from .grad_mode import state
 
 FREED = ("Trying to backward through the graph a second time (or directly access saved tensors "
@@ -114,6 +115,8 @@ class Function(engine.Node):
             self._output_ref = weakref.ref(out)
         out._requires_grad = True
         out.grad_fn = self
+        if anomaly.enabled:
+            self.forward_stack = forward_stack()
 
     @property
     def output(self):

@@ -294,3 +294,39 @@ def test_a_seed_that_requires_grad_is_part_of_the_recorded_graph():
         grads.append(lib.autograd.grad(g.sum(), (x, v)))
     for ours, theirs in zip(grads[1], grads[0]):
         assert_same(ours, theirs)
+
+
+# ---------------------------------------------------------------- anomaly detection
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy on 0 / 0, inside pytest.warns
+def test_anomaly_mode_stops_at_the_node_that_returned_nan():
+    def case(lib):
+        with lib.autograd.set_detect_anomaly(True):
+            x = lib.tensor([3.0, 0.0], requires_grad=True)  # 0 / sqrt(0) is NaN
+            (x.sqrt() * lib.tensor([1.0, 0.0])).sum().backward()
+    with pytest.warns(UserWarning, match=r"Error detected in SqrtBackward0\. Traceback of forward call"):
+        same_error(case)
+    assert not chainrule.is_anomaly_enabled()
+
+
+def test_anomaly_mode_shows_where_the_failing_node_was_made():
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with chainrule.autograd.detect_anomaly():
+            x = chainrule.tensor([0.0, 1.0], requires_grad=True)
+            y = x / x  # the forward call the warning must point at
+            with pytest.raises(RuntimeError, match="'DivBackward0' returned nan values in its 1th output"):
+                y.sum().backward()
+    messages = [str(w.message) for w in caught if w.category is UserWarning]
+    assert messages[0].startswith("Anomaly Detection has been enabled.")
+    assert "y = x / x  # the forward call" in messages[1]
+
+
+def test_without_check_nan_anomaly_mode_lets_nan_through():
+    for lib in (torch, chainrule):
+        with lib.autograd.set_detect_anomaly(True, check_nan=False):
+            assert lib.is_anomaly_enabled() and not lib.is_anomaly_check_nan_enabled()
+            x = lib.tensor([0.0, 1.0], requires_grad=True)
+            (x / x).sum().backward()
+        assert not lib.is_anomaly_enabled() and lib.is_anomaly_check_nan_enabled()
+        assert np.isnan(x.grad.numpy()[0])

@@ -1,5 +1,6 @@
 """The autograd front end: ``backward``, ``grad`` and ``gradcheck``, over the graph engine."""
 from .. import engine
+from ..anomaly_mode import detect_anomaly, set_detect_anomaly  # noqa: F401 - torch.autograd's names
 from ..creation import ones_like
 from ..custom_function import Function, FunctionCtx  # noqa: F401 - torch.autograd's names
 from ..grad_mode import set_grad_enabled
