@@ -23,6 +23,8 @@ FREED = ("Trying to backward through the graph a second time (or directly access
          "calling backward.")
 
 
+#: the (pack, unpack) pairs of ``autograd.graph.saved_tensors_hooks`` blocks, innermost last
+SAVED_TENSORS_HOOKS = []
 NO_EDGE = (None, 0)   # next_functions' entry for an input that needs no gradient
 NOTHING_SAVED = ()
 
@@ -37,6 +39,7 @@ class Function(engine.Node):
     view = False
     #: PyTorch's names for the inputs, so that ``grad_fn._saved_self`` reads what was saved
     saved_names = ("self", "other")
+    packed = None  # what saved_tensors_hooks' pack returned, by input index or "output"
 
     def __call__(self, *args):
         backend = None
@@ -105,6 +108,8 @@ class Function(engine.Node):
                 inputs[i] = args[i]
                 saved.append(args[i])
         self.saved_versions = [t._version for t in saved] if saved else NOTHING_SAVED
+        if self.saves_output and not self.output_is_saved(needs):
+            self.saves_output = False
         # As in PyTorch, what a node saved is freed after backward, a constant operand (the 2 of
         # x * 2) included: only a node that saved nothing (x + 2) can run a second time.
         self.saves_values = bool(to_save) or self.saves_output
@@ -117,10 +122,32 @@ class Function(engine.Node):
         out.grad_fn = self
         if anomaly.enabled:
             self.forward_stack = forward_stack()
+        if SAVED_TENSORS_HOOKS and (saved or self.saves_output):
+            self.pack_saved(out, *SAVED_TENSORS_HOOKS[-1])
+
+    def pack_saved(self, out, pack, unpack):
+        """Hand what this node saved to ``pack`` and keep only what it returns, until backward
+        asks ``unpack`` for it (``autograd.graph.saved_tensors_hooks``). PyTorch's order: the
+        input read by the first input's gradient first (``other`` before ``self``), the output
+        last; the version checks are then the hooks' business, as in PyTorch."""
+        self.unpack_hook = unpack
+        self.packed = {}
+        for i in reversed(range(len(self.inputs))):
+            if isinstance(self.inputs[i], Tensor):
+                self.packed[i] = pack(self.inputs[i])
+                self.inputs[i] = None
+        if self.saves_output:
+            self.packed["output"] = pack(out)
+        self.saved, self.saved_versions = [], NOTHING_SAVED
+
+    def unpacked(self, key):
+        return self.unpack_hook(self.packed[key])
 
     @property
     def output(self):
         """The saved output, attached to this node again, so a recorded backward pass sees it."""
+        if self.packed is not None:
+            return self.unpacked_output
         out = Tensor._make(self._output_array, self.backend)
         out._requires_grad = True
         out.grad_fn = self
@@ -135,17 +162,23 @@ class Function(engine.Node):
         if key == "result" and self.saves_output:
             if self._output_array is None:
                 raise RuntimeError(FREED)
-            return self.output
+            return self.unpacked("output") if self.packed is not None else self.output
         names = self.saved_names[:len(self.inputs)]
         if key not in names or names.index(key) not in self.inputs_to_save([True] * len(names)):
             raise AttributeError(f"'{self.name()}' object has no attribute '{name}'")
         if self.saved is None:
             raise RuntimeError(FREED)
+        if self.packed is not None and names.index(key) in self.packed:
+            return self.unpacked(names.index(key))
         return self.inputs[names.index(key)]
 
     def inputs_to_save(self, needs_input_grad):
         """The inputs whose values this backward pass will read (version-checked at backward)."""
         return self.saves_inputs
+
+    def output_is_saved(self, needs_input_grad):
+        """Whether this backward pass reads the output (for an op with ``saves_output``)."""
+        return True
 
     def forward(self, xp, *arrays):
         raise NotImplementedError
@@ -155,7 +188,18 @@ class Function(engine.Node):
 
     def apply(self, grad):
         self.check_saved()
-        return self.backward(grad)
+        if self.packed is None:
+            return self.backward(grad)
+        for key in self.packed:  # each saved tensor unpacked once per backward pass
+            if key == "output":
+                self.unpacked_output = self.unpacked(key)
+            else:
+                self.inputs[key] = self.unpacked(key)
+        try:
+            return self.backward(grad)
+        finally:  # the unpacked tensors are not kept: a hook may have made them for this pass
+            self.unpacked_output = None
+            self.inputs = [None if k in self.packed else a for k, a in enumerate(self.inputs)]
 
     def check_saved(self):
         """Raise if what the backward pass reads was freed, or changed in place since."""
@@ -170,6 +214,7 @@ class Function(engine.Node):
                 raise RuntimeError(_modified_message(out, 0, self))
 
     def release(self):
+        self.packed = None
         if self.saves_values:
             self.inputs = [None if isinstance(a, Tensor) else a for a in self.inputs]
             self.saved = None

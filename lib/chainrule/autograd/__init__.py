@@ -208,6 +208,6 @@ class GradcheckError(RuntimeError):
     """Raised by gradcheck when analytical and numerical gradients differ."""
 
 
-from . import function, functional  # noqa: E402 - torch.autograd.function, .functional
+from . import function, functional, graph  # noqa: E402 - torch.autograd.function, .functional, .graph
 
 __getattr__ = not_covered_in('torch.autograd')  # what PyTorch has and chainrule lacks: one clear line

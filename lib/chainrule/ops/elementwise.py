@@ -118,6 +118,9 @@ class Pow(Elementwise):
     saved_names = ("self", "exponent")
     saves_output = True
 
+    def output_is_saved(self, needs_input_grad):
+        return needs_input_grad[1]  # only the exponent's gradient reads it
+
     def name(self):  # PyTorch's overloads: tensor ** number, tensor ** tensor, number ** tensor
         return "PowBackward2" if self.dtypes[0] is None else \
             "PowBackward1" if self.dtypes[1] is not None else "PowBackward0"
