@@ -371,3 +371,12 @@ def test_unpacked_tensors_are_what_backward_reads():
         x.grad = None
         y.sum().backward()
         assert_same(x.grad, 3 * np.exp(3 * np.array([1.0, 2.0])))
+
+
+@pytest.mark.parametrize("start, end, step", [(-8.0, 8.0, 0.1), (0.0, 3.0, 0.1), (0.5, 100.0, 0.37)])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_arange_of_floats_does_not_drift(start, end, step, dtype):
+    ours = chainrule.arange(start, end, step, dtype=getattr(chainrule, dtype))
+    theirs = torch.arange(start, end, step, dtype=getattr(torch, dtype))
+    assert ours.shape == theirs.shape
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6, atol=1e-7)
