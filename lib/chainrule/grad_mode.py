@@ -1,8 +1,11 @@
 """Whether operations are being recorded: ``no_grad`` and ``enable_grad`` switch it."""
 import functools
+import threading
 
 
-class _State:
+class _State(threading.local):
+    """Per thread, as in PyTorch: one thread's backward pass (which records nothing) must not
+    stop another thread's forward pass from recording. Every thread starts with recording on."""
     enabled = True
 
 

@@ -380,3 +380,28 @@ def test_arange_of_floats_does_not_drift(start, end, step, dtype):
     theirs = torch.arange(start, end, step, dtype=getattr(torch, dtype))
     assert ours.shape == theirs.shape
     np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_grad_mode_is_per_thread():
+    import threading
+    for lib in (torch, chainrule):
+        seen = {}
+        inside, done = threading.Event(), threading.Event()
+
+        def quiet():
+            with lib.no_grad():
+                inside.set()
+                done.wait()
+
+        def recording():
+            inside.wait()
+            w = lib.ones(2, requires_grad=True)
+            seen["enabled"], seen["recorded"] = lib.is_grad_enabled(), (w * 2).requires_grad
+            done.set()
+
+        threads = [threading.Thread(target=quiet), threading.Thread(target=recording)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert seen == {"enabled": True, "recorded": True}, lib.__name__
