@@ -23,6 +23,7 @@ import warnings
 from . import engine
 from .function import FREED, _modified_message
 from .grad_mode import no_grad, state
+from .stand_in import NotCovered
 from .tensor import Tensor
 
 
@@ -53,6 +54,11 @@ class FunctionCtx:
 
     def mark_non_differentiable(self, *tensors):
         self.non_differentiable = tensors
+
+    def mark_dirty(self, *tensors):
+        # A Function that changes its inputs in place: chainrule records no in-place updates
+        # of tensors that are part of a graph.
+        raise NotCovered("torch.autograd.function.FunctionCtx.mark_dirty")
 
     def set_materialize_grads(self, value):
         """With False, ``backward`` gets None (not zeros) for outputs that received no gradient."""

@@ -42,6 +42,8 @@ def test_a_script_importing_torch_and_its_submodules_gets_chainrule(tmp_path):
     ("torch.nn.functional.gelu(torch.ones(2))", "torch.nn.functional.gelu"),
     ("import torch.utils.data", "torch.utils"),
     ("from torch.autograd.forward_ad import dual_level", "torch.autograd.forward_ad"),
+    ("(torch.ones(2, requires_grad=True) * 2).grad_fn._raw_saved_self", "torch.autograd.graph.Node._raw_saved_self"),
+    ("torch.ones(2, requires_grad=True).exp().grad_fn.metadata", "torch.autograd.graph.Node.metadata"),
     ("from torch.func import vmap", "torch.func.vmap"),
 ])
 def test_a_missing_api_stops_with_one_line_naming_it(tmp_path, line, api):
