@@ -22,6 +22,7 @@ from .ops import (abs, add, all, any, argmax, argmin, cat, clamp, clone, cos,  #
 from .stand_in import install_as_torch, not_covered_in
 from .tensor import Size, Tensor
 
+sin_ = Tensor.sin_  # torch.sin_(x), the in-place form
 float = float32  # noqa: A001 - PyTorch's aliases
 double = float64
 long = int64

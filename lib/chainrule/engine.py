@@ -21,6 +21,7 @@ class Node:
 
     next_functions = ()
     pre_hooks = ()      # functions of the output's gradient (Tensor.register_hook)
+    node_pre_hooks = ()  # the same, run only when the node itself runs (register_prehook)
     post_hooks = ()     # functions of (input gradients, output gradients) (register_hook)
     retained = None     # a weak reference to the non-leaf tensor whose .grad to fill (retain_grad)
 
@@ -46,11 +47,16 @@ class Node:
         return RemovableHandle(self.pre_hooks, hook)
 
     def register_prehook(self, hook):
-        """PyTorch's node pre-hook: ``hook(grad_outputs)``, a tuple, may return a new tuple."""
+        """PyTorch's node pre-hook: ``hook(grad_outputs)``, a tuple, may return a new tuple. It
+        runs after the tensor's hooks and its retain_grad, and only if the node runs (not for a
+        tensor whose gradient ``autograd.grad`` returns)."""
         def on_gradient(grad):
             result = hook((grad,))
             return None if result is None else result[0]
-        return self.add_gradient_hook(on_gradient)
+        if not self.node_pre_hooks:
+            self.node_pre_hooks = []
+        self.node_pre_hooks.append(on_gradient)
+        return RemovableHandle(self.node_pre_hooks, on_gradient)
 
     def register_hook(self, hook):
         """PyTorch's node hook: ``hook(grad_inputs, grad_outputs)`` after the node ran, tuples;
@@ -155,6 +161,8 @@ def backpropagate(roots, grads, *, keep_graph=False, capture=None, rule=None, or
                 captured[node] = grad
             if node not in needed:
                 continue
+        if node.node_pre_hooks:
+            grad = run_pre_hooks(node.node_pre_hooks, grad)
         if anomaly.enabled:
             input_grads = anomaly.run(node, grad, rule)
         else:

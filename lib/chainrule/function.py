@@ -14,7 +14,7 @@ import weakref
 
 from . import engine
 from .anomaly_mode import anomaly, forward_stack
-from .grad_mode import state
+from .grad_mode import no_grad, state
 
 FREED = ("Trying to backward through the graph a second time (or directly access saved tensors "
          "after they have already been freed). Saved intermediate values of the graph are freed "
@@ -132,16 +132,29 @@ class Function(engine.Node):
         last; the version checks are then the hooks' business, as in PyTorch."""
         self.unpack_hook = unpack
         self.packed = {}
-        for i in reversed(range(len(self.inputs))):
-            if isinstance(self.inputs[i], Tensor):
-                self.packed[i] = pack(self.inputs[i])
-                self.inputs[i] = None
-        if self.saves_output:
-            self.packed["output"] = pack(out)
+        with no_grad():  # what a hook computes is not part of the graph
+            for i in reversed(range(len(self.inputs))):
+                if isinstance(self.inputs[i], Tensor):
+                    self.packed[i] = (pack(self.inputs[i]), self.inputs[i]._edge()[0])
+                    self.inputs[i] = None
+            if self.saves_output:
+                self.packed["output"] = (pack(out), self)
         self.saved, self.saved_versions = [], NOTHING_SAVED
 
     def unpacked(self, key):
-        return self.unpack_hook(self.packed[key])
+        """What ``unpack`` returns, in the saved tensor's place in the graph (as PyTorch puts it
+        back: a hook that kept ``t.detach()`` still gives a tensor whose gradient flows on)."""
+        value, origin = self.packed[key]
+        tensor = self.unpack_hook(value)
+        if origin is None or not isinstance(tensor, Tensor) or tensor._requires_grad:
+            return tensor
+        placed = Tensor._make(tensor._array, tensor._backend)
+        placed._requires_grad = True
+        if isinstance(origin, engine.AccumulateGrad):  # a leaf's: gradients reach that leaf
+            placed._accumulator = weakref.ref(origin)
+        else:
+            placed.grad_fn = origin
+        return placed
 
     @property
     def output(self):

@@ -492,6 +492,9 @@ class Tensor:
     def zero_(self):
         return self._inplace(0, _assign)
 
+    def sin_(self):
+        return self._inplace(ops.sin(self.detach()), _assign)
+
     def fill_(self, value):
         return self._inplace(value, _assign)
 

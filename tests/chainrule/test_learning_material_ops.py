@@ -405,3 +405,50 @@ def test_grad_mode_is_per_thread():
         for t in threads:
             t.join()
         assert seen == {"enabled": True, "recorded": True}, lib.__name__
+
+
+def test_hooks_fire_in_pytorchs_order():
+    def case(lib):
+        log = []
+        x = lib.tensor([1.0, 2.0], requires_grad=True)
+        y = x * 3
+        y.retain_grad()
+        y.grad_fn.register_prehook(lambda g: log.append("node pre-hook") or (g[0] * 10,))
+        y.register_hook(lambda g: log.append("tensor hook") or g * 2)
+        (y * y).sum().backward(retain_graph=True)
+        log.append(y.grad.tolist())
+        log.append(x.grad.tolist())
+        lib.autograd.grad((y * y).sum(), y)  # y's node does not run: its pre-hook does not fire
+        return log
+    assert case(chainrule) == case(torch)
+
+
+def test_an_unpacked_tensor_takes_the_saved_ones_place_in_the_graph():
+    results = []
+    for lib in (torch, chainrule):
+        x = lib.tensor([0.5, 1.5], dtype=lib.float64, requires_grad=True)
+        with lib.autograd.graph.saved_tensors_hooks(lambda t: t.detach(), lambda t: t):
+            y = x.sin() * x
+        (g,) = lib.autograd.grad(y.sum(), x, create_graph=True)
+        (gg,) = lib.autograd.grad(g.sum(), x)
+        results.append((g.detach(), gg, y.grad_fn._saved_self.requires_grad))
+    assert results[0][2] == results[1][2] is True
+    assert_same(results[1][0], results[0][0])
+    assert_same(results[1][1], results[0][1])
+
+
+def test_module_requires_grad_freezes_and_unfreezes_parameters():
+    for lib in (torch, chainrule):
+        model = lib.nn.Sequential(lib.nn.Linear(2, 3), lib.nn.Linear(3, 1))
+        assert model[0].requires_grad_(False) is model[0]
+        assert [p.requires_grad for p in model.parameters()] == [False, False, True, True]
+        model.requires_grad_()
+        assert all(p.requires_grad for p in model.parameters())
+
+
+def test_sin_in_place():
+    same_error(lambda lib: lib.sin_(lib.ones(3, requires_grad=True)))
+    ours, theirs = chainrule.tensor([0.5, 2.0]), torch.tensor([0.5, 2.0])
+    chainrule.sin_(ours)
+    theirs.sin_()
+    assert_same(ours, theirs)
