@@ -132,29 +132,16 @@ class Function(engine.Node):
         last; the version checks are then the hooks' business, as in PyTorch."""
         self.unpack_hook = unpack
         self.packed = {}
-        with no_grad():  # what a hook computes is not part of the graph
-            for i in reversed(range(len(self.inputs))):
-                if isinstance(self.inputs[i], Tensor):
-                    self.packed[i] = (pack(self.inputs[i]), self.inputs[i]._edge()[0])
-                    self.inputs[i] = None
-            if self.saves_output:
-                self.packed["output"] = (pack(out), self)
+        for i in reversed(range(len(self.inputs))):
+            if isinstance(self.inputs[i], Tensor):
+                self.packed[i] = packed(pack, self.inputs[i])
+                self.inputs[i] = None
+        if self.saves_output:
+            self.packed["output"] = packed(pack, out, origin=self)
         self.saved, self.saved_versions = [], NOTHING_SAVED
 
     def unpacked(self, key):
-        """What ``unpack`` returns, in the saved tensor's place in the graph (as PyTorch puts it
-        back: a hook that kept ``t.detach()`` still gives a tensor whose gradient flows on)."""
-        value, origin = self.packed[key]
-        tensor = self.unpack_hook(value)
-        if origin is None or not isinstance(tensor, Tensor) or tensor._requires_grad:
-            return tensor
-        placed = Tensor._make(tensor._array, tensor._backend)
-        placed._requires_grad = True
-        if isinstance(origin, engine.AccumulateGrad):  # a leaf's: gradients reach that leaf
-            placed._accumulator = weakref.ref(origin)
-        else:
-            placed.grad_fn = origin
-        return placed
+        return unpacked(self.unpack_hook, self.packed[key])
 
     @property
     def output(self):
@@ -236,6 +223,29 @@ class Function(engine.Node):
     def lead(self, grad):
         """How many batch axes lead the gradient (``is_grads_batched``: one per seed axis)."""
         return grad._array.ndim - len(self.out_shape)
+
+
+def packed(pack, tensor, origin=None):
+    """What ``saved_tensors_hooks``' pack makes of a saved tensor, and where the tensor was in
+    the graph (its node, or its leaf's ``AccumulateGrad``)."""
+    with no_grad():  # what a hook computes is not part of the graph
+        return pack(tensor), origin or tensor._edge()[0]
+
+
+def unpacked(unpack, packed_value):
+    """What ``unpack`` returns, in the saved tensor's place in the graph (as PyTorch puts it
+    back: a hook that kept ``t.detach()`` still gives a tensor whose gradient flows on)."""
+    value, origin = packed_value
+    tensor = unpack(value)
+    if origin is None or not isinstance(tensor, Tensor) or tensor._requires_grad:
+        return tensor
+    placed = Tensor._make(tensor._array, tensor._backend)
+    placed._requires_grad = True
+    if isinstance(origin, engine.AccumulateGrad):  # a leaf's: gradients reach that leaf
+        placed._accumulator = weakref.ref(origin)
+    else:
+        placed.grad_fn = origin
+    return placed
 
 
 # ``grad_fn._saved_self``... as properties, not a ``__getattr__``: on Python 3.11 a class with a

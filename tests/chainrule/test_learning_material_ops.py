@@ -452,3 +452,29 @@ def test_sin_in_place():
     chainrule.sin_(ours)
     theirs.sin_()
     assert_same(ours, theirs)
+
+
+def test_saved_tensors_hooks_see_what_a_custom_function_saves():
+    def case(lib):
+        log = []
+
+        class Cube(lib.autograd.Function):
+            @staticmethod
+            def forward(ctx, x, y):
+                ctx.save_for_backward(x, None, y)
+                return x ** 3 * y
+
+            @staticmethod
+            def backward(ctx, g):
+                x, nothing, y = ctx.saved_tensors
+                log.append((nothing, x.requires_grad))
+                return g * 3 * x ** 2 * y, g * x ** 3
+
+        a = lib.tensor([1.0, 2.0], dtype=lib.float64, requires_grad=True)
+        b = lib.tensor([0.5, -1.0], dtype=lib.float64, requires_grad=True)
+        with lib.autograd.graph.saved_tensors_hooks(lambda t: log.append(("pack", t.tolist())) or t.detach(),
+                                                    lambda t: log.append(("unpack", t.tolist())) or t):
+            out = Cube.apply(a, b * 2)
+        out.sum().backward()
+        return log, a.grad.tolist(), b.grad.tolist()
+    assert case(chainrule) == case(torch)
