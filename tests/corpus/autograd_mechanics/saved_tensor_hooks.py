@@ -1,7 +1,8 @@
 # In the style of the "Autograd mechanics" note's section "Hooks for saved tensors": pack and
 # unpack hooks that show what each node saves and when backward reads it, hooks that keep a
 # saved tensor elsewhere meanwhile (here: as a NumPy array, or on the CPU with save_on_cpu),
-# nested blocks (the innermost wins), and reading grad_fn._saved_* through the hooks.
+# nested blocks (the innermost wins), reading grad_fn._saved_* through the hooks, and what a
+# custom Function saves with ctx.save_for_backward.
 import torch
 from torch.autograd.graph import save_on_cpu, saved_tensors_hooks
 
@@ -71,3 +72,23 @@ with save_on_cpu():
     r = (x * w).exp()
 r.sum().backward()
 print(x.grad, w.grad)
+
+
+# What a custom Function saves goes through the hooks too.
+class Cube(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, base):
+        ctx.save_for_backward(base)
+        return base ** 3
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        base, = ctx.saved_tensors
+        return grad_output * 3 * base ** 2
+
+
+x.grad = None
+with saved_tensors_hooks(pack_hook, unpack_hook):
+    cubed = Cube.apply(x * 2)
+cubed.sum().backward()
+print(x.grad)
