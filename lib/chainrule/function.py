@@ -29,6 +29,13 @@ NO_EDGE = (None, 0)   # next_functions' entry for an input that needs no gradien
 NOTHING_SAVED = ()
 
 
+INFERENCE_SAVED = (
+    "Inference tensors cannot be saved for backward. Please do not use Tensors created in "
+    "inference mode in computation tracked by autograd. To work around this, you can make a clone "
+    "to get a normal tensor and use it in autograd, or use `torch.no_grad()` instead of "
+    "`torch.inference_mode()`.")
+
+
 class Function(engine.Node):
     #: which inputs the backward pass reads (their values, not only their shapes)
     saves_inputs = ()
@@ -105,6 +112,8 @@ class Function(engine.Node):
         self.saved = saved = []
         for i in to_save:
             if isinstance(args[i], Tensor):
+                if args[i]._inference:
+                    raise RuntimeError(INFERENCE_SAVED)
                 inputs[i] = args[i]
                 saved.append(args[i])
         self.saved_versions = [t._version for t in saved] if saved else NOTHING_SAVED

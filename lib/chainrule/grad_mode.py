@@ -7,6 +7,7 @@ class _State(threading.local):
     """Per thread, as in PyTorch: one thread's backward pass (which records nothing) must not
     stop another thread's forward pass from recording. Every thread starts with recording on."""
     enabled = True
+    inference = False  # inside inference_mode: what is made is an inference tensor
 
 
 state = _State()
@@ -14,6 +15,10 @@ state = _State()
 
 def is_grad_enabled():
     return state.enabled
+
+
+def is_inference_mode_enabled():
+    return state.inference
 
 
 class _Switch:
@@ -86,7 +91,8 @@ class set_grad_enabled(_Switch):
 
 
 class inference_mode(no_grad):
-    """``no_grad`` under PyTorch's newer name (chainrule has no separate inference tensors)."""
+    """``no_grad``, and what is made inside is an inference tensor, which autograd may never
+    save for backward (nor may it be updated in place outside inference mode)."""
 
     def __new__(cls, mode=True):
         switch = object.__new__(cls)
@@ -96,6 +102,14 @@ class inference_mode(no_grad):
 
     def __init__(self, mode=True):
         pass
+
+    def __enter__(self):
+        self.previous.append((state.enabled, state.inference))
+        state.enabled, state.inference = self.mode, not self.mode
+
+    def __exit__(self, *exc):
+        state.enabled, state.inference = self.previous.pop()
+        return False
 
     def _fresh(self):
         return type(self)(not self.mode)

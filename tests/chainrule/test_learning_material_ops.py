@@ -478,3 +478,22 @@ def test_saved_tensors_hooks_see_what_a_custom_function_saves():
         out.sum().backward()
         return log, a.grad.tolist(), b.grad.tolist()
     assert case(chainrule) == case(torch)
+
+
+def test_inference_tensors_as_pytorch_has_them():
+    def case(lib):
+        w = lib.ones(2, requires_grad=True)
+        with lib.inference_mode():
+            made = lib.ones(2) * 3
+            seen = [lib.is_inference_mode_enabled(), made.is_inference(), made[0].is_inference(),
+                    (made > 1).is_inference(), made.argmax().is_inference()]
+        seen += [made.detach().is_inference(), made.sum().is_inference(), (w + made).requires_grad]
+        return seen
+    assert case(chainrule) == case(torch)
+    for attempt in (lambda lib, t: lib.ones(2, requires_grad=True) * t, lambda lib, t: t.add_(1),
+                    lambda lib, t: t.requires_grad_()):
+        def made(lib, attempt=attempt):
+            with lib.inference_mode():
+                t = lib.ones(2)
+            attempt(lib, t)
+        same_error(made)
