@@ -21,7 +21,8 @@ whose ``apply`` (called by the engine) calls the user's ``backward`` and checks 
 import warnings
 
 from . import engine
-from .function import FREED, SAVED_TENSORS_HOOKS, _modified_message, packed, unpacked
+from .function import (FREED, SAVED_TENSORS_HOOKS, _modified_message, packed,
+                       saved_tensors_hooks_here, unpacked)
 from .grad_mode import no_grad, state
 from .stand_in import NotCovered
 from .tensor import Tensor
@@ -241,7 +242,8 @@ def _record(ctx, args, outputs):
         outputs[i]._requires_grad = True
         outputs[i].grad_fn = ctx if len(differentiable) == 1 else _OutputSlot(ctx, i)
     ctx.saved_versions = [t._version if t is not None else 0 for t in ctx.to_save]
-    if SAVED_TENSORS_HOOKS and any(t is not None for t in ctx.to_save):
-        pack, ctx.unpack_hook = SAVED_TENSORS_HOOKS[-1]
+    hooks = saved_tensors_hooks_here() if SAVED_TENSORS_HOOKS else None
+    if hooks is not None and any(t is not None for t in ctx.to_save):
+        pack, ctx.unpack_hook = hooks
         ctx.packed = [None if t is None else packed(pack, t) for t in ctx.to_save]
         ctx.to_save = [None] * len(ctx.to_save)  # kept by the hook only, as in PyTorch

@@ -10,6 +10,7 @@ Inputs may be tensors or Python numbers (constants). ``backward`` returns one gr
 input, ``None`` where ``self.needs_input_grad[i]`` is false.
 """
 import re
+import threading
 import weakref
 
 from . import engine
@@ -23,8 +24,18 @@ FREED = ("Trying to backward through the graph a second time (or directly access
          "calling backward.")
 
 
-#: the (pack, unpack) pairs of ``autograd.graph.saved_tensors_hooks`` blocks, innermost last
+#: the (thread, pack, unpack) of each open ``autograd.graph.saved_tensors_hooks`` block, the
+#: innermost last; a plain list (not thread-local), so that the common case, none, costs nothing
 SAVED_TENSORS_HOOKS = []
+
+
+def saved_tensors_hooks_here():
+    """The (pack, unpack) of this thread's innermost block, or None: the hooks are per thread."""
+    here = threading.get_ident()
+    for thread, pack, unpack in reversed(SAVED_TENSORS_HOOKS):
+        if thread == here:
+            return pack, unpack
+    return None
 NO_EDGE = (None, 0)   # next_functions' entry for an input that needs no gradient
 NOTHING_SAVED = ()
 
@@ -132,7 +143,9 @@ class Function(engine.Node):
         if anomaly.enabled:
             self.forward_stack = forward_stack()
         if SAVED_TENSORS_HOOKS and (saved or self.saves_output):
-            self.pack_saved(out, *SAVED_TENSORS_HOOKS[-1])
+            hooks = saved_tensors_hooks_here()
+            if hooks is not None:
+                self.pack_saved(out, *hooks)
 
     def pack_saved(self, out, pack, unpack):
         """Hand what this node saved to ``pack`` and keep only what it returns, until backward

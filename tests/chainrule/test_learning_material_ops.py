@@ -497,3 +497,29 @@ def test_inference_tensors_as_pytorch_has_them():
                 t = lib.ones(2)
             attempt(lib, t)
         same_error(made)
+
+
+def test_saved_tensors_hooks_are_per_thread():
+    import threading
+    for lib in (torch, chainrule):
+        packed_by = []
+        inside, done = threading.Event(), threading.Event()
+
+        def hooked():
+            with lib.autograd.graph.saved_tensors_hooks(lambda t: packed_by.append("hooked") or t,
+                                                        lambda t: t):
+                inside.set()
+                done.wait()
+                lib.ones(2, requires_grad=True).exp()
+
+        def plain():
+            inside.wait()
+            lib.ones(2, requires_grad=True).exp()  # saved while the other thread has hooks
+            done.set()
+
+        threads = [threading.Thread(target=hooked), threading.Thread(target=plain)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert packed_by == ["hooked"], lib.__name__
