@@ -31,6 +31,13 @@ class Node:
     def __repr__(self):
         return f"<{self.name()} object at {id(self):#x}>"
 
+    @property
+    def metadata(self):
+        """A dict of the user's own, kept with the node (PyTorch's ``Node.metadata``)."""
+        if "_metadata" not in self.__dict__:
+            self._metadata = {}
+        return self._metadata
+
     def apply(self, grad):
         """The gradients of the inputs, given the gradient of the output."""
         raise NotImplementedError

@@ -523,3 +523,11 @@ def test_saved_tensors_hooks_are_per_thread():
         for t in threads:
             t.join()
         assert packed_by == ["hooked"], lib.__name__
+
+
+def test_node_metadata_is_a_dict_kept_with_the_node():
+    for lib in (torch, chainrule):
+        y = lib.ones(2, requires_grad=True).exp()
+        assert y.grad_fn.metadata == {}
+        y.grad_fn.metadata["made by"] = "test"
+        assert y.grad_fn.metadata == {"made by": "test"}

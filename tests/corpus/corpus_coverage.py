@@ -20,7 +20,7 @@ KINDS = {  # the attributes of chainrule's objects that programs reach through a
     "torch.Tensor": {n for n in dir(chainrule.Tensor) if not n.startswith("_")},
     "torch.nn.Module": {n for n in dir(chainrule.nn.Module) if not n.startswith("_")},
     "ctx": {n for n in dir(FunctionCtx) if not n.startswith("_")},
-    "grad_fn": {"next_functions", "name", "register_hook", "register_prehook"},
+    "grad_fn": {"next_functions", "name", "register_hook", "register_prehook", "metadata"},
 }
 
 

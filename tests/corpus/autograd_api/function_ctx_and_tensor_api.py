@@ -1,6 +1,7 @@
 # In the style of the torch.autograd docs' examples for FunctionCtx and the tensor's autograd
 # API: set_materialize_grads(False), so that backward gets None for an output that received
-# no gradient; once_differentiable; is_leaf, detach and detach_, retain_grad, requires_grad_.
+# no gradient; once_differentiable; is_leaf, detach and detach_, retain_grad, requires_grad_;
+# a node's metadata dict.
 import torch
 from torch.autograd import Function
 from torch.autograd.function import once_differentiable
@@ -36,7 +37,8 @@ tripled.sum().backward()
 print(a.grad)
 
 b = a * 2
-print(a.is_leaf, b.is_leaf, b.requires_grad)
+b.grad_fn.metadata["made by"] = "doubling"
+print(a.is_leaf, b.is_leaf, b.requires_grad, b.grad_fn.metadata)
 c = b.detach()
 print(c.is_leaf, c.requires_grad, c.grad_fn)
 b.retain_grad()
