@@ -27,7 +27,7 @@ class Backend:
         self.xp = xp
         self._native = dict(zip(dtypes.ALL, native_dtypes))
         self._from_native = {n: d for d, n in self._native.items()}
-        self.float_natives = (self._native[dtypes.float32], self._native[dtypes.float64])
+        self.float_natives = frozenset((self._native[dtypes.float32], self._native[dtypes.float64]))
         self._rng = None
 
     def __repr__(self):

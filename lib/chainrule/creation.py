@@ -1,5 +1,6 @@
 """Making tensors: ``tensor``, ``zeros``, ``randn``... with PyTorch's signatures."""
 import builtins
+import math
 
 import numpy as np
 
@@ -97,18 +98,20 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
 def _like(function, like, dtype, device, requires_grad, xp_function=None):
     if xp_function and dtype is None and device is None and not isinstance(like, BatchedTensor):
         # one call to the array library (a batched tensor under vmap shows no array to copy)
-        return _finish(xp_function(like._backend.xp)(like._array), like._backend, requires_grad)
+        array = like._array
+        return _finish(xp_function(like._backend.xp)(array.shape, dtype=array.dtype), like._backend,
+                       requires_grad)
     return function(*like._array.shape, dtype=like.dtype if dtype is None else dtype,
                     device=like._backend.device if device is None else device,
                     requires_grad=requires_grad)
 
 
 def zeros_like(input, dtype=None, device=None, requires_grad=False):  # noqa: A002
-    return _like(zeros, input, dtype, device, requires_grad, lambda xp: xp.zeros_like)
+    return _like(zeros, input, dtype, device, requires_grad, lambda xp: xp.zeros)
 
 
 def ones_like(input, dtype=None, device=None, requires_grad=False):  # noqa: A002
-    return _like(ones, input, dtype, device, requires_grad, lambda xp: xp.ones_like)
+    return _like(ones, input, dtype, device, requires_grad, lambda xp: xp.ones)
 
 
 def full_like(input, fill_value, dtype=None, device=None, requires_grad=False):  # noqa: A002
@@ -167,8 +170,16 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     if dtype is None:
         dtype = dtypes.int64 if all(isinstance(v, int) for v in (start, end, step)) \
             else dtypes.default_float()
-    array = backend.xp.arange(start, end, step, dtype=backend.native_dtype(dtypes.resolve(dtype)))
-    return _finish(array, backend, requires_grad)
+    dtype = dtypes.resolve(dtype)
+    if not dtype.is_floating_point:
+        return _finish(backend.xp.arange(start, end, step, dtype=backend.native_dtype(dtype)), backend,
+                       requires_grad)
+    # start + i * step, each in float64 then rounded to the dtype, as PyTorch computes them (its
+    # vectorised kernel still rounds some to the neighbouring float). Counting up in float32, as
+    # NumPy does, drifts: arange(-8.0, 8.0, 0.1)[80] would be -7.6e-06 instead of about 0.
+    count = builtins.max(math.ceil((end - start) / step), 0)
+    points = float(start) + float(step) * np.arange(count, dtype=np.float64)
+    return _finish(backend.asarray(points, dtype), backend, requires_grad)
 
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):

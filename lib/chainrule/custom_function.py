@@ -21,8 +21,10 @@ whose ``apply`` (called by the engine) calls the user's ``backward`` and checks 
 import warnings
 
 from . import engine
-from .function import FREED, _modified_message
+from .function import (FREED, SAVED_TENSORS_HOOKS, _modified_message, packed,
+                       saved_tensors_hooks_here, unpacked)
 from .grad_mode import no_grad, state
+from .stand_in import NotCovered
 from .tensor import Tensor
 
 
@@ -31,6 +33,7 @@ class FunctionCtx:
 
     to_save = ()
     saved_versions = ()
+    packed = None  # what saved_tensors_hooks' pack made of to_save
     non_differentiable = ()
     materialize_grads = True
     needs_input_grad = ()
@@ -46,6 +49,9 @@ class FunctionCtx:
     def saved_tensors(self):
         if self.to_save is None:
             raise RuntimeError(FREED)
+        if self.packed is not None:  # saved through saved_tensors_hooks
+            unpack = self.unpack_hook
+            return tuple(None if p is None else unpacked(unpack, p) for p in self.packed)
         for tensor, version in zip(self.to_save, self.saved_versions):
             if tensor is not None and tensor._version != version:
                 raise RuntimeError(_modified_message(tensor, version, self))
@@ -53,6 +59,11 @@ class FunctionCtx:
 
     def mark_non_differentiable(self, *tensors):
         self.non_differentiable = tensors
+
+    def mark_dirty(self, *tensors):
+        # A Function that changes its inputs in place: chainrule records no in-place updates
+        # of tensors that are part of a graph.
+        raise NotCovered("torch.autograd.function.FunctionCtx.mark_dirty")
 
     def set_materialize_grads(self, value):
         """With False, ``backward`` gets None (not zeros) for outputs that received no gradient."""
@@ -117,7 +128,7 @@ class BackwardFunction(FunctionCtx, engine.Node):
 
     def release(self):
         if self.to_save:  # a node that saved nothing can run again, as in PyTorch
-            self.to_save = None
+            self.to_save = self.packed = None
 
 
 class _OutputSlot(engine.Node):
@@ -231,3 +242,8 @@ def _record(ctx, args, outputs):
         outputs[i]._requires_grad = True
         outputs[i].grad_fn = ctx if len(differentiable) == 1 else _OutputSlot(ctx, i)
     ctx.saved_versions = [t._version if t is not None else 0 for t in ctx.to_save]
+    hooks = saved_tensors_hooks_here() if SAVED_TENSORS_HOOKS else None
+    if hooks is not None and any(t is not None for t in ctx.to_save):
+        pack, ctx.unpack_hook = hooks
+        ctx.packed = [None if t is None else packed(pack, t) for t in ctx.to_save]
+        ctx.to_save = [None] * len(ctx.to_save)  # kept by the hook only, as in PyTorch

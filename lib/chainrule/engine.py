@@ -8,6 +8,7 @@ recursion, and linear in the size of the graph.
 """
 
 
+from .anomaly_mode import anomaly
 from .grad_mode import is_grad_enabled
 
 
@@ -20,6 +21,7 @@ class Node:
 
     next_functions = ()
     pre_hooks = ()      # functions of the output's gradient (Tensor.register_hook)
+    node_pre_hooks = ()  # the same, run only when the node itself runs (register_prehook)
     post_hooks = ()     # functions of (input gradients, output gradients) (register_hook)
     retained = None     # a weak reference to the non-leaf tensor whose .grad to fill (retain_grad)
 
@@ -28,6 +30,13 @@ class Node:
 
     def __repr__(self):
         return f"<{self.name()} object at {id(self):#x}>"
+
+    @property
+    def metadata(self):
+        """A dict of the user's own, kept with the node (PyTorch's ``Node.metadata``)."""
+        if "_metadata" not in self.__dict__:
+            self._metadata = {}
+        return self._metadata
 
     def apply(self, grad):
         """The gradients of the inputs, given the gradient of the output."""
@@ -45,11 +54,16 @@ class Node:
         return RemovableHandle(self.pre_hooks, hook)
 
     def register_prehook(self, hook):
-        """PyTorch's node pre-hook: ``hook(grad_outputs)``, a tuple, may return a new tuple."""
+        """PyTorch's node pre-hook: ``hook(grad_outputs)``, a tuple, may return a new tuple. It
+        runs after the tensor's hooks and its retain_grad, and only if the node runs (not for a
+        tensor whose gradient ``autograd.grad`` returns)."""
         def on_gradient(grad):
             result = hook((grad,))
             return None if result is None else result[0]
-        return self.add_gradient_hook(on_gradient)
+        if not self.node_pre_hooks:
+            self.node_pre_hooks = []
+        self.node_pre_hooks.append(on_gradient)
+        return RemovableHandle(self.node_pre_hooks, on_gradient)
 
     def register_hook(self, hook):
         """PyTorch's node hook: ``hook(grad_inputs, grad_outputs)`` after the node ran, tuples;
@@ -71,17 +85,19 @@ class AccumulateGrad(Node):
 
     def apply(self, grad):
         variable = self.variable
-        if variable.grad is None:
+        # ``_grad``, not the ``.grad`` property: its checks are for users' assignments, and a
+        # gradient always has its leaf's shape.
+        if variable._grad is None:
             # Each leaf must own its .grad, so that updating it in place touches only its own:
             # a gradient may reach several leaves (``a + b`` hands the same one to both) or share
             # memory with another tensor (the gradient of a reshape is a view).
-            variable.grad = grad.clone() if grad._may_alias() else grad
+            variable._grad = grad.clone() if grad._may_alias() else grad
             grad._owned = True
         elif is_grad_enabled():
-            variable.grad = variable.grad + grad  # recorded (create_graph): a new node of the graph
+            variable._grad = variable._grad + grad  # recorded (create_graph): a new node of the graph
         else:
             # In place, as in PyTorch: whoever holds this .grad sees the sum.
-            variable.grad += grad
+            variable._grad += grad
         return ()
 
 
@@ -109,6 +125,9 @@ def topological_sort(roots):
             for child, _ in children:
                 if child is not None and child not in visited:
                     visited.add(child)
+                    if not child.next_functions:  # a leaf's node: done as soon as it is found
+                        order.append(child)
+                        continue
                     stack.append((child, iter(child.next_functions)))
                     break
             else:
@@ -138,25 +157,28 @@ def backpropagate(roots, grads, *, keep_graph=False, capture=None, rule=None, or
         grad = pending.pop(node, None)
         if grad is None:
             continue
-        for hook in node.pre_hooks:
-            grad._owned = True  # a hook may keep what it sees: no leaf may take it as its .grad
-            result = hook(grad)
-            if result is not None:
-                grad = result
-                grad._owned = True  # nor what a hook returns, which its caller may hold
-        tensor = node.retained() if node.retained is not None else None
-        if tensor is not None:
-            tensor.grad = grad.clone() if tensor.grad is None else tensor.grad + grad
+        if node.pre_hooks:
+            grad = run_pre_hooks(node.pre_hooks, grad)
+        if node.retained is not None:
+            tensor = node.retained()
+            if tensor is not None:
+                tensor.grad = grad.clone() if tensor.grad is None else tensor.grad + grad
         if needed is not None:
             if node in capture:
                 captured[node] = grad
             if node not in needed:
                 continue
-        input_grads = rule(node, grad) if rule is not None else node.apply(grad)
-        for hook in node.post_hooks:
-            result = hook(tuple(input_grads), (grad,))
-            if result is not None:
-                input_grads = result
+        if node.node_pre_hooks:
+            grad = run_pre_hooks(node.node_pre_hooks, grad)
+        if anomaly.enabled:
+            input_grads = anomaly.run(node, grad, rule)
+        else:
+            input_grads = rule(node, grad) if rule is not None else node.apply(grad)
+        if node.post_hooks:
+            for hook in node.post_hooks:
+                result = hook(tuple(input_grads), (grad,))
+                if result is not None:
+                    input_grads = result
         for (child, _), child_grad in zip(node.next_functions, input_grads):
             if child is None or child_grad is None:
                 continue
@@ -164,6 +186,17 @@ def backpropagate(roots, grads, *, keep_graph=False, capture=None, rule=None, or
         if not keep_graph:
             node.release()
     return captured
+
+
+def run_pre_hooks(hooks, grad):
+    """The gradient after each of ``hooks`` has seen it (a hook may return a replacement)."""
+    for hook in hooks:
+        grad._owned = True  # a hook may keep what it sees: no leaf may take it as its .grad
+        result = hook(grad)
+        if result is not None:
+            grad = result
+            grad._owned = True  # nor what a hook returns, which its caller may hold
+    return grad
 
 
 def leading_to(order, targets):

@@ -1,9 +1,13 @@
 """Whether operations are being recorded: ``no_grad`` and ``enable_grad`` switch it."""
 import functools
+import threading
 
 
-class _State:
+class _State(threading.local):
+    """Per thread, as in PyTorch: one thread's backward pass (which records nothing) must not
+    stop another thread's forward pass from recording. Every thread starts with recording on."""
     enabled = True
+    inference = False  # inside inference_mode: what is made is an inference tensor
 
 
 state = _State()
@@ -11,6 +15,10 @@ state = _State()
 
 def is_grad_enabled():
     return state.enabled
+
+
+def is_inference_mode_enabled():
+    return state.inference
 
 
 class _Switch:
@@ -83,7 +91,8 @@ class set_grad_enabled(_Switch):
 
 
 class inference_mode(no_grad):
-    """``no_grad`` under PyTorch's newer name (chainrule has no separate inference tensors)."""
+    """``no_grad``, and what is made inside is an inference tensor, which autograd may never
+    save for backward (nor may it be updated in place outside inference mode)."""
 
     def __new__(cls, mode=True):
         switch = object.__new__(cls)
@@ -93,6 +102,14 @@ class inference_mode(no_grad):
 
     def __init__(self, mode=True):
         pass
+
+    def __enter__(self):
+        self.previous.append((state.enabled, state.inference))
+        state.enabled, state.inference = self.mode, not self.mode
+
+    def __exit__(self, *exc):
+        state.enabled, state.inference = self.previous.pop()
+        return False
 
     def _fresh(self):
         return type(self)(not self.mode)

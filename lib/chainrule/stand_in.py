@@ -48,6 +48,14 @@ def _missing_tensor_attribute(tensor, name):
     raise NotCovered(f"torch.Tensor.{name}")
 
 
+def _missing_node_attribute(node, name):
+    """``Node.__getattr__`` while chainrule stands in for torch (see ``_missing_tensor_attribute``):
+    a public name, or ``_raw_saved_*``, is a graph node API chainrule lacks."""
+    if name.startswith("_") and not name.startswith("_raw_saved_"):
+        raise AttributeError(f"'{type(node).__name__}' object has no attribute '{name}'")
+    raise NotCovered(f"torch.autograd.graph.Node.{name}")
+
+
 def chainrule_name(name):
     """The chainrule module standing in for the ``torch`` module ``name``."""
     return "chainrule" + name[len("torch"):]
@@ -84,10 +92,12 @@ class install_as_torch:
     """
 
     def __init__(self):
+        from .engine import Node
         from .tensor import Tensor
         self.finder = _TorchFinder()
         self.had_getattr = "__getattr__" in Tensor.__dict__
         Tensor.__getattr__ = _missing_tensor_attribute
+        Node.__getattr__ = _missing_node_attribute
         self.replaced = {name: module for name, module in sys.modules.items()
                          if name == "torch" or name.startswith("torch.")}
         for name in self.replaced:
@@ -102,9 +112,12 @@ class install_as_torch:
         return False
 
     def remove(self):
+        from .engine import Node
         from .tensor import Tensor
         if not self.had_getattr and "__getattr__" in Tensor.__dict__:
             del Tensor.__getattr__
+            if "__getattr__" in Node.__dict__:
+                del Node.__getattr__
         if self.finder in sys.meta_path:
             sys.meta_path.remove(self.finder)
         for name in [n for n in sys.modules if n == "torch" or n.startswith("torch.")]:

@@ -51,6 +51,7 @@ class Tensor:
     _accumulator = None   # a weak reference to a leaf's AccumulateGrad node (the graph owns it)
     _hooked_accumulator = None  # ... held strongly once a hook is registered on it
     _owned = False        # this gradient object is some leaf's .grad already
+    _inference = False    # made in inference_mode (or a view of such a tensor)
 
     # ------------------------------------------------------------------ construction
     def __new__(cls, *data, device=None):
@@ -73,6 +74,8 @@ class Tensor:
         t = object.__new__(cls)
         t._array = array
         t._backend = backend
+        if state.inference:  # made in inference_mode
+            t._inference = True
         return t
 
     def _edge(self):
@@ -106,6 +109,7 @@ class Tensor:
         if base._counter is None:
             base._counter = VersionCounter()
         self._counter = base._counter
+        self._inference = base._inference
         return self
 
     # ------------------------------------------------------------------ autograd attributes
@@ -117,7 +121,13 @@ class Tensor:
     def requires_grad(self, value):
         self.requires_grad_(value)
 
+    def is_inference(self):
+        return self._inference
+
     def requires_grad_(self, requires_grad=True):
+        if requires_grad and self._inference and not state.inference:
+            raise RuntimeError("Setting requires_grad=True on inference tensor outside InferenceMode "
+                               "is not allowed.")
         if self.grad_fn is not None:
             if not requires_grad:
                 raise RuntimeError(
@@ -184,7 +194,6 @@ class Tensor:
         return node.register_hook(lambda grad_inputs, grad_outputs: hook(self))
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
-        from . import autograd
         autograd.backward(self, gradient, retain_graph, create_graph, inputs)
 
     def detach(self):
@@ -426,6 +435,11 @@ class Tensor:
 
     # ------------------------------------------------------------------ in-place updates
     def _check_inplace(self):
+        if self._inference and not state.inference:
+            raise RuntimeError("Inplace update to inference tensor outside InferenceMode is not "
+                               "allowed.You can make a clone to get a normal tensor before doing "
+                               "inplace update.See https://github.com/pytorch/rfcs/pull/17 for more "
+                               "details.")
         if state.enabled and self._requires_grad:
             if self.grad_fn is None:
                 raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
@@ -492,6 +506,9 @@ class Tensor:
 
     def zero_(self):
         return self._inplace(0, _assign)
+
+    def sin_(self):
+        return self._inplace(ops.sin(self.detach()), _assign)
 
     def fill_(self, value):
         return self._inplace(value, _assign)
@@ -665,4 +682,5 @@ def _assign(array, value):
 
 
 from . import ops  # noqa: E402  (ops build on Tensor)
+from . import autograd  # noqa: E402  (so does autograd)
 from .ops.arguments import expand_message, inplace_message, normalize_key  # noqa: E402

@@ -212,3 +212,322 @@ def test_saved_tensors_under_pytorchs_names():
             m.grad_fn._saved_other
         with pytest.raises(AttributeError):
             (x + w).grad_fn._saved_self
+
+
+# ---------------------------------------------------------------- autograd.functional
+def _functional_cases(lib):
+    """hessian, vhp, hvp and jvp as the torch.autograd API docs use them, float64."""
+    f = lib.autograd.functional
+    x = lib.tensor(RNG_FUNCTIONAL.standard_normal((2, 3)))
+    pair = (lib.tensor([1.0, -2.0], dtype=lib.float64), lib.tensor([0.5, 3.0], dtype=lib.float64))
+    v = lib.tensor(np.arange(6.0).reshape(2, 3) - 2)
+    ones = (lib.ones(2, dtype=lib.float64), lib.tensor([2.0, -1.0], dtype=lib.float64))
+
+    def cubes(t):
+        return (t.pow(3) * t.sin()).sum()
+
+    def mixed(a, b):
+        return (a * a * b + b.exp()).sum()
+
+    def rows(t):
+        return t.exp().sum(dim=1)
+
+    return [f.hessian(cubes, x), *f.hessian(mixed, pair)[0], *f.hessian(mixed, pair)[1],
+            *f.vhp(cubes, x, v), *f.hvp(cubes, x, v), f.vhp(mixed, pair, ones)[0], *f.vhp(mixed, pair, ones)[1],
+            *f.jvp(rows, x, v), *f.jvp(lambda a, b: a * b + a.tanh(), pair, ones),
+            f.hessian(lambda t: t.sum() * 0 + 1.0, pair[0])]
+
+
+RNG_FUNCTIONAL = np.random.default_rng(11)
+
+
+def test_functional_hessian_vhp_hvp_jvp():
+    state = RNG_FUNCTIONAL.bit_generator.state
+    ours = _functional_cases(chainrule)
+    RNG_FUNCTIONAL.bit_generator.state = state
+    theirs = _functional_cases(torch)
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs):
+        assert_same(a, b)
+
+
+def test_functional_hessian_of_a_non_scalar_is_refused():
+    same_error(lambda lib: lib.autograd.functional.hessian(lambda t: t * 2, lib.ones(3)))
+    same_error(lambda lib: lib.autograd.functional.vhp(lambda t: t * 2, lib.ones(3), lib.ones(3)))
+
+
+def test_gradgradcheck_draws_its_grad_outputs_as_pytorch_does():
+    results = []
+    for lib in (torch, chainrule):
+        lib.manual_seed(3)
+        x = lib.tensor(RNG.standard_normal(4), requires_grad=True)
+        y = lib.tensor(RNG.standard_normal(4), requires_grad=True)
+        checked = lib.autograd.gradgradcheck(lambda a, b: (a * b.sin()).exp(), (x, y))
+        results.append((checked, lib.rand(3)))
+    assert results[0][0] is results[1][0] is True
+    assert_same(results[1][1], results[0][1])
+
+
+def test_gradgradcheck_finds_a_wrong_second_derivative():
+    class WrongSecond(chainrule.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x ** 3
+
+        @staticmethod
+        def backward(ctx, grad):
+            x, = ctx.saved_tensors
+            return grad * 3 * x.detach() ** 2  # right first derivative, cut from the graph
+
+    x = chainrule.tensor([0.5, -1.5], dtype=chainrule.float64, requires_grad=True)
+    assert chainrule.autograd.gradcheck(WrongSecond.apply, (x,))
+    assert not chainrule.autograd.gradgradcheck(WrongSecond.apply, (x,), raise_exception=False)
+
+
+def test_a_seed_that_requires_grad_is_part_of_the_recorded_graph():
+    grads = []
+    for lib in (torch, chainrule):
+        x = lib.tensor([0.5, 2.0], dtype=lib.float64, requires_grad=True)
+        v = lib.tensor([3.0, -1.0], dtype=lib.float64, requires_grad=True)
+        (g,) = lib.autograd.grad(x.sin(), x, v, create_graph=True)
+        grads.append(lib.autograd.grad(g.sum(), (x, v)))
+    for ours, theirs in zip(grads[1], grads[0]):
+        assert_same(ours, theirs)
+
+
+# ---------------------------------------------------------------- anomaly detection
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy on 0 / 0, inside pytest.warns
+def test_anomaly_mode_stops_at_the_node_that_returned_nan():
+    def case(lib):
+        with lib.autograd.set_detect_anomaly(True):
+            x = lib.tensor([3.0, 0.0], requires_grad=True)  # 0 / sqrt(0) is NaN
+            (x.sqrt() * lib.tensor([1.0, 0.0])).sum().backward()
+    with pytest.warns(UserWarning, match=r"Error detected in SqrtBackward0\. Traceback of forward call"):
+        same_error(case)
+    assert not chainrule.is_anomaly_enabled()
+
+
+def test_anomaly_mode_shows_where_the_failing_node_was_made():
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with chainrule.autograd.detect_anomaly():
+            x = chainrule.tensor([0.0, 1.0], requires_grad=True)
+            y = x / x  # the forward call the warning must point at
+            with pytest.raises(RuntimeError, match="'DivBackward0' returned nan values in its 1th output"):
+                y.sum().backward()
+    messages = [str(w.message) for w in caught if w.category is UserWarning]
+    assert messages[0].startswith("Anomaly Detection has been enabled.")
+    assert "y = x / x  # the forward call" in messages[1]
+
+
+def test_without_check_nan_anomaly_mode_lets_nan_through():
+    for lib in (torch, chainrule):
+        with lib.autograd.set_detect_anomaly(True, check_nan=False):
+            assert lib.is_anomaly_enabled() and not lib.is_anomaly_check_nan_enabled()
+            x = lib.tensor([0.0, 1.0], requires_grad=True)
+            (x / x).sum().backward()
+        assert not lib.is_anomaly_enabled() and lib.is_anomaly_check_nan_enabled()
+        assert np.isnan(x.grad.numpy()[0])
+
+
+# ---------------------------------------------------------------- saved tensor hooks
+def _packing_log(lib):
+    """What pack and unpack see, in order, for ops that save inputs, outputs or nothing."""
+    log = []
+
+    def pack(t):
+        log.append(("pack", t.grad_fn.name() if t.grad_fn is not None else "leaf", t.tolist()))
+        return t
+
+    def unpack(t):
+        log.append(("unpack", t.grad_fn.name() if t.grad_fn is not None else "leaf", t.tolist()))
+        return t
+
+    x = lib.tensor([0.5, 2.0], dtype=lib.float64, requires_grad=True)
+    w = lib.tensor([1.5, -1.0], dtype=lib.float64, requires_grad=True)
+    with lib.autograd.graph.saved_tensors_hooks(pack, unpack):
+        out = (x * w).exp() + x.pow(3) + (x / w).sigmoid() + (x + w) + x.sin() * 2
+    out.sum().backward()
+    return log, x.grad, w.grad
+
+
+def test_saved_tensors_hooks_see_what_pytorch_saves_in_its_order():
+    (ours, gx, gw), (theirs, tx, tw) = _packing_log(chainrule), _packing_log(torch)
+    assert ours == theirs
+    assert_same(gx, tx)
+    assert_same(gw, tw)
+
+
+def test_unpacked_tensors_are_what_backward_reads():
+    for lib in (torch, chainrule):
+        x = lib.tensor([1.0, 2.0], dtype=lib.float64, requires_grad=True)
+        with lib.autograd.graph.saved_tensors_hooks(lambda t: t.detach() * 0 + 1, lambda t: t):
+            (x * x).sum().backward()  # each factor unpacked as ones: the gradient is 1 + 1
+        assert x.grad.tolist() == [2.0, 2.0]
+        with lib.autograd.graph.save_on_cpu():
+            y = (x * 3).exp()
+        x.grad = None
+        y.sum().backward()
+        assert_same(x.grad, 3 * np.exp(3 * np.array([1.0, 2.0])))
+
+
+@pytest.mark.parametrize("start, end, step", [(-8.0, 8.0, 0.1), (0.0, 3.0, 0.1), (0.5, 100.0, 0.37)])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_arange_of_floats_does_not_drift(start, end, step, dtype):
+    ours = chainrule.arange(start, end, step, dtype=getattr(chainrule, dtype))
+    theirs = torch.arange(start, end, step, dtype=getattr(torch, dtype))
+    assert ours.shape == theirs.shape
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_grad_mode_is_per_thread():
+    import threading
+    for lib in (torch, chainrule):
+        seen = {}
+        inside, done = threading.Event(), threading.Event()
+
+        def quiet():
+            with lib.no_grad():
+                inside.set()
+                done.wait()
+
+        def recording():
+            inside.wait()
+            w = lib.ones(2, requires_grad=True)
+            seen["enabled"], seen["recorded"] = lib.is_grad_enabled(), (w * 2).requires_grad
+            done.set()
+
+        threads = [threading.Thread(target=quiet), threading.Thread(target=recording)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert seen == {"enabled": True, "recorded": True}, lib.__name__
+
+
+def test_hooks_fire_in_pytorchs_order():
+    def case(lib):
+        log = []
+        x = lib.tensor([1.0, 2.0], requires_grad=True)
+        y = x * 3
+        y.retain_grad()
+        y.grad_fn.register_prehook(lambda g: log.append("node pre-hook") or (g[0] * 10,))
+        y.register_hook(lambda g: log.append("tensor hook") or g * 2)
+        (y * y).sum().backward(retain_graph=True)
+        log.append(y.grad.tolist())
+        log.append(x.grad.tolist())
+        lib.autograd.grad((y * y).sum(), y)  # y's node does not run: its pre-hook does not fire
+        return log
+    assert case(chainrule) == case(torch)
+
+
+def test_an_unpacked_tensor_takes_the_saved_ones_place_in_the_graph():
+    results = []
+    for lib in (torch, chainrule):
+        x = lib.tensor([0.5, 1.5], dtype=lib.float64, requires_grad=True)
+        with lib.autograd.graph.saved_tensors_hooks(lambda t: t.detach(), lambda t: t):
+            y = x.sin() * x
+        (g,) = lib.autograd.grad(y.sum(), x, create_graph=True)
+        (gg,) = lib.autograd.grad(g.sum(), x)
+        results.append((g.detach(), gg, y.grad_fn._saved_self.requires_grad))
+    assert results[0][2] == results[1][2] is True
+    assert_same(results[1][0], results[0][0])
+    assert_same(results[1][1], results[0][1])
+
+
+def test_module_requires_grad_freezes_and_unfreezes_parameters():
+    for lib in (torch, chainrule):
+        model = lib.nn.Sequential(lib.nn.Linear(2, 3), lib.nn.Linear(3, 1))
+        assert model[0].requires_grad_(False) is model[0]
+        assert [p.requires_grad for p in model.parameters()] == [False, False, True, True]
+        model.requires_grad_()
+        assert all(p.requires_grad for p in model.parameters())
+
+
+def test_sin_in_place():
+    same_error(lambda lib: lib.sin_(lib.ones(3, requires_grad=True)))
+    ours, theirs = chainrule.tensor([0.5, 2.0]), torch.tensor([0.5, 2.0])
+    chainrule.sin_(ours)
+    theirs.sin_()
+    assert_same(ours, theirs)
+
+
+def test_saved_tensors_hooks_see_what_a_custom_function_saves():
+    def case(lib):
+        log = []
+
+        class Cube(lib.autograd.Function):
+            @staticmethod
+            def forward(ctx, x, y):
+                ctx.save_for_backward(x, None, y)
+                return x ** 3 * y
+
+            @staticmethod
+            def backward(ctx, g):
+                x, nothing, y = ctx.saved_tensors
+                log.append((nothing, x.requires_grad))
+                return g * 3 * x ** 2 * y, g * x ** 3
+
+        a = lib.tensor([1.0, 2.0], dtype=lib.float64, requires_grad=True)
+        b = lib.tensor([0.5, -1.0], dtype=lib.float64, requires_grad=True)
+        with lib.autograd.graph.saved_tensors_hooks(lambda t: log.append(("pack", t.tolist())) or t.detach(),
+                                                    lambda t: log.append(("unpack", t.tolist())) or t):
+            out = Cube.apply(a, b * 2)
+        out.sum().backward()
+        return log, a.grad.tolist(), b.grad.tolist()
+    assert case(chainrule) == case(torch)
+
+
+def test_inference_tensors_as_pytorch_has_them():
+    def case(lib):
+        w = lib.ones(2, requires_grad=True)
+        with lib.inference_mode():
+            made = lib.ones(2) * 3
+            seen = [lib.is_inference_mode_enabled(), made.is_inference(), made[0].is_inference(),
+                    (made > 1).is_inference(), made.argmax().is_inference()]
+        seen += [made.detach().is_inference(), made.sum().is_inference(), (w + made).requires_grad]
+        return seen
+    assert case(chainrule) == case(torch)
+    for attempt in (lambda lib, t: lib.ones(2, requires_grad=True) * t, lambda lib, t: t.add_(1),
+                    lambda lib, t: t.requires_grad_()):
+        def made(lib, attempt=attempt):
+            with lib.inference_mode():
+                t = lib.ones(2)
+            attempt(lib, t)
+        same_error(made)
+
+
+def test_saved_tensors_hooks_are_per_thread():
+    import threading
+    for lib in (torch, chainrule):
+        packed_by = []
+        inside, done = threading.Event(), threading.Event()
+
+        def hooked():
+            with lib.autograd.graph.saved_tensors_hooks(lambda t: packed_by.append("hooked") or t,
+                                                        lambda t: t):
+                inside.set()
+                done.wait()
+                lib.ones(2, requires_grad=True).exp()
+
+        def plain():
+            inside.wait()
+            lib.ones(2, requires_grad=True).exp()  # saved while the other thread has hooks
+            done.set()
+
+        threads = [threading.Thread(target=hooked), threading.Thread(target=plain)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert packed_by == ["hooked"], lib.__name__
+
+
+def test_node_metadata_is_a_dict_kept_with_the_node():
+    for lib in (torch, chainrule):
+        y = lib.ones(2, requires_grad=True).exp()
+        assert y.grad_fn.metadata == {}
+        y.grad_fn.metadata["made by"] = "test"
+        assert y.grad_fn.metadata == {"made by": "test"}

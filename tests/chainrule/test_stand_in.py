@@ -43,6 +43,8 @@ def test_a_script_importing_torch_and_its_submodules_gets_chainrule(tmp_path):
     ("import torch.utils.data", "torch.utils"),
     ("from torch.autograd.forward_ad import dual_level", "torch.autograd.forward_ad"),
     ("from torch.func import linearize", "torch.func.linearize"),
+    ("(torch.ones(2, requires_grad=True) * 2).grad_fn._raw_saved_self", "torch.autograd.graph.Node._raw_saved_self"),
+    ("torch.ones(2, requires_grad=True).exp().grad_fn.register_multi_grad_hook", "torch.autograd.graph.Node.register_multi_grad_hook"),
 ])
 def test_a_missing_api_stops_with_one_line_naming_it(tmp_path, line, api):
     done = run_switched(tmp_path, f"import torch\nprint('before')\n{line}\nprint('after')\n")

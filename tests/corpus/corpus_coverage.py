@@ -13,13 +13,14 @@ from chainrule.autograd import FunctionCtx
 
 CORPUS = Path(__file__).parent
 MODULES = {"torch", "torch.nn", "torch.nn.functional", "torch.nn.init", "torch.autograd",
-           "torch.autograd.function", "torch.autograd.functional", "torch.optim", "torch.testing",
+           "torch.autograd.function", "torch.autograd.functional", "torch.autograd.graph",
+           "torch.optim", "torch.testing",
            "torch.func", "torch.cuda"}
 KINDS = {  # the attributes of chainrule's objects that programs reach through a variable
     "torch.Tensor": {n for n in dir(chainrule.Tensor) if not n.startswith("_")},
     "torch.nn.Module": {n for n in dir(chainrule.nn.Module) if not n.startswith("_")},
     "ctx": {n for n in dir(FunctionCtx) if not n.startswith("_")},
-    "grad_fn": {"next_functions", "name", "register_hook", "register_prehook"},
+    "grad_fn": {"next_functions", "name", "register_hook", "register_prehook", "metadata"},
 }
 
 
@@ -88,7 +89,7 @@ def listing():
         groups.setdefault(owner, set()).add(attribute)
     order = ["torch", "torch.Tensor", "torch.nn", "torch.nn.Module", "torch.nn.functional",
              "torch.nn.init", "torch.optim", "torch.autograd", "torch.autograd.function",
-             "torch.autograd.functional", "ctx", "grad_fn"]
+             "torch.autograd.functional", "torch.autograd.graph", "ctx", "grad_fn"]
     lines = []
     for owner in sorted(groups, key=lambda o: (order.index(o) if o in order else len(order), o)):
         names = ", ".join(f"`{n}`" for n in sorted(groups[owner], key=lambda n: (n.lower(), n)))

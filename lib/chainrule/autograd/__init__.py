@@ -1,5 +1,6 @@
 """The autograd front end: ``backward``, ``grad`` and ``gradcheck``, over the graph engine."""
 from .. import engine
+from ..anomaly_mode import detect_anomaly, set_detect_anomaly  # noqa: F401 - torch.autograd's names
 from ..creation import ones_like
 from ..custom_function import Function, FunctionCtx  # noqa: F401 - torch.autograd's names
 from ..grad_mode import set_grad_enabled
@@ -49,7 +50,8 @@ def _seeds(outputs, grad_outputs, is_grads_batched=False):
                                f"two devices, {output._backend.device} and {seed._backend.device}!")
         if seed._array.dtype != output._array.dtype:
             seed = seed.to(output.dtype)
-        seed = Tensor._make(seed._array, seed._backend) if seed.grad_fn is None else seed
+        if not seed._requires_grad:  # one that does is part of the graph (create_graph)
+            seed = Tensor._make(seed._array, seed._backend)
         seed._owned = True  # a leaf's .grad must never be the caller's own tensor
         seeds.append(seed)
     return seeds
@@ -172,10 +174,40 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
     return True
 
 
+def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3,
+                  raise_exception=True):
+    """``gradcheck`` of the gradient itself: of ``(inputs, v) -> v . d fn / d inputs``, recorded
+    with ``create_graph=True``, so the second derivatives are compared with finite differences.
+
+    Without ``grad_outputs``, each ``v`` is drawn uniformly from [-1, 1) as PyTorch draws it (from
+    the same generator, so a seeded program draws the same numbers afterwards)."""
+    from ..creation import empty
+
+    inputs = _as_tuple(inputs)
+    if grad_outputs is None:
+        outputs = fn(*inputs)
+        outputs = (outputs,) if isinstance(outputs, Tensor) else tuple(outputs)
+        grad_outputs = tuple(empty(*o.shape, dtype=o.dtype, device=o.device).uniform_(-1, 1)
+                             .requires_grad_() for o in outputs if o.requires_grad)
+    grad_outputs = _as_tuple(grad_outputs)
+    differentiable = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
+    count = len(grad_outputs)
+
+    def gradient(*args):
+        xs, vs = args[:-count], args[-count:]
+        outs = fn(*xs)
+        outs = [o for o in ((outs,) if isinstance(outs, Tensor) else outs) if o.requires_grad]
+        grads = grad(outs, [xs[i] for i in differentiable], vs, create_graph=True, allow_unused=True)
+        return tuple(g for g in grads if g is not None)
+
+    return gradcheck(gradient, inputs + grad_outputs, eps=eps, atol=atol, rtol=rtol,
+                     raise_exception=raise_exception)
+
+
 class GradcheckError(RuntimeError):
     """Raised by gradcheck when analytical and numerical gradients differ."""
 
 
-from . import function, functional  # noqa: E402 - torch.autograd.function, .functional
+from . import function, functional, graph  # noqa: E402 - torch.autograd.function, .functional, .graph
 
 __getattr__ = not_covered_in('torch.autograd')  # what PyTorch has and chainrule lacks: one clear line

@@ -125,6 +125,12 @@ class Module:
     def eval(self):
         return self.train(False)
 
+    def requires_grad_(self, requires_grad=True):
+        """Freeze (False) or unfreeze every parameter: the way to fine-tune part of a model."""
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
     def state_dict(self):
         return OrderedDict((name, p.detach()) for name, p in self.named_parameters())
 

@@ -25,12 +25,13 @@ class Elementwise(Function):
 
     def backward(self, grad):
         lead = self.lead(grad)
-        grads = []
-        for i, g in enumerate(self.local_grads(grad)):
-            grads.append(None if g is None else self.reduce(g, i, lead))
-        return grads
+        return [None if g is None else self.reduce(g, i, lead)
+                for i, g in enumerate(self.local_grads(grad))]
 
     def reduce(self, g, i, lead):
+        array = g._array
+        if not lead and array.shape == self.shapes[i] and array.dtype == self.dtypes[i]:
+            return g  # the common case, nothing to sum or cast
         g = sum_to(g, self.shapes[i], lead)
         dtype = g._array.dtype
         if dtype is not self.dtypes[i] and dtype != self.dtypes[i]:  # float32 input met a float64 one: grad keeps its dtype
@@ -130,6 +131,9 @@ class Pow(Elementwise):
     saves_inputs = (0, 1)
     saved_names = ("self", "exponent")
     saves_output = True
+
+    def output_is_saved(self, needs_input_grad):
+        return needs_input_grad[1]  # only the exponent's gradient reads it
 
     def name(self):  # PyTorch's overloads: tensor ** number, tensor ** tensor, number ** tensor
         return "PowBackward2" if self.dtypes[0] is None else \

@@ -118,6 +118,10 @@ try:
         a.mul_(2)
 except RuntimeError as error:
     print(type(error).__name__, str(error).split(".")[0])
+try:
+    torch.sin_(a)
+except RuntimeError as error:
+    print(error)
 
 
 # The higher-level API: Jacobians and vector-Jacobian products of a function.
