@@ -65,9 +65,8 @@ class CappedClient(NotebookClient):
     the grader, so it can neither fill the gradebook nor the feedback.
     """
 
-    def __init__(self, *args, cell_cap: int, total_cap: int, on_first_cell=None, **kwargs):
+    def __init__(self, *args, cell_cap: int, total_cap: int, **kwargs):
         super().__init__(*args, **kwargs)
-        self._on_first_cell = on_first_cell
         self._cell_cap, self._total_cap = cell_cap, total_cap
         self._used: dict[int, int] = {}
         self._total = 0
@@ -82,8 +81,6 @@ class CappedClient(NotebookClient):
         self._executed += 1
         if self.first_cell is None:
             self.first_cell = time.monotonic()
-            if self._on_first_cell is not None:
-                self._on_first_cell()
         return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
 
     async def _async_handle_timeout(self, timeout, cell=None):
@@ -168,7 +165,7 @@ def _execute_once(nb: nbformat.NotebookNode, tests: dict[str, str], limits: Limi
                   kernel_display: str, extra_imports: list | None, sandbox: Sandbox) -> Execution:
     start = time.monotonic()
     recipe = prestart.Recipe.of(sandbox, limits.as_dict())
-    kernel = prestart.take(recipe)         # this process's spare, started while the last notebook ran
+    kernel = prestart.take(recipe)   # started while the last notebook ran; starts the next one's
     key = secrets.token_bytes(32)
     kernel.give_job({"key": key.hex(), "tests": tests, "extra_imports": list(extra_imports or []),
                      "preludes": preludes or {}}, files)
@@ -190,8 +187,6 @@ def _execute_once(nb: nbformat.NotebookNode, tests: dict[str, str], limits: Limi
         startup_timeout=limits.startup_timeout, record_timing=False, shutdown_kernel="immediate",
         resources={"metadata": {"path": kernel.handoff if sandbox.isolated else kernel.home}},
         cell_cap=limits.output_cell_bytes, total_cap=limits.output_total_bytes,
-        # This kernel answered: start the next notebook's while this one runs.
-        on_first_cell=lambda: prestart.start_spare(recipe),
     )
     result = Execution(notebook=nb)
     prepared = time.monotonic()

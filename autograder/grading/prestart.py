@@ -1,8 +1,8 @@
 """Kernels started before their notebook: each grading process keeps one ready for its next notebook.
 
 Two thirds of a notebook's time went to starting its kernel and importing the libraries
-(torch, numpy, chainrule, coursework), not to its own cells.  So once a notebook's kernel has
-answered, the grading process starts the kernel of its next notebook: in a sandbox of its own,
+(torch, numpy, chainrule, coursework), not to its own cells.  So when a notebook takes its
+kernel, the grading process starts the kernel of its next notebook: in a sandbox of its own,
 with fresh folders of its own, as far as importing the libraries (steps 1-6 of
 :mod:`autograder.grading.kernel`).  That kernel holds nothing of any student and no secret:
 the key, the tests and the release files reach it only when ``execute`` gives it its job.  It
@@ -156,14 +156,17 @@ _spare: list[StartedKernel] = []      # at most one
 
 
 def take(recipe: Recipe) -> StartedKernel:
-    """A kernel for one notebook: this process's spare if it was started for the same recipe
-    and still runs, else one started now."""
+    """A kernel for one notebook: this process's spare if it was started for the same recipe and
+    still runs, else one started now; and the spare for the next notebook, started now, so that
+    it imports while this notebook runs."""
     with _lock:
         kernel = _spare.pop() if _spare else None
     if kernel is not None and (kernel.recipe != recipe or kernel.process.poll() is not None):
         kernel.discard()
         kernel = None
-    return kernel or start(recipe)
+    kernel = kernel or start(recipe)
+    start_spare(recipe)
+    return kernel
 
 
 def start_spare(recipe: Recipe) -> None:
