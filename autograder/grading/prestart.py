@@ -165,7 +165,10 @@ def take(recipe: Recipe) -> StartedKernel:
         kernel.discard()
         kernel = None
     kernel = kernel or start(recipe)
-    start_spare(recipe)
+    try:
+        start_spare(recipe)
+    except OSError:
+        pass   # this notebook has its kernel; the next one starts its own
     return kernel
 
 
