@@ -8,23 +8,21 @@ import copy
 import json
 import os
 import secrets
-import shutil
-import sys
 import threading
-import tempfile
 import time
 from dataclasses import dataclass, field
 
 import nbformat
 from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_client.provisioning import LocalProvisioner
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
-from .protocol import IMPORT_TIME_PREFIX, Verdict, verify
-from .sandbox import HOME, REPO_ROOT, Sandbox, bwrap_argv, choose, library_roots, sandbox_user
+from . import prestart
+from .protocol import IMPORT_TIME_PREFIX, PRELOAD_TIME_PREFIX, Verdict, verify
+from .sandbox import Sandbox, choose
 
-KERNEL_COMMAND = [sys.executable, "-m", "autograder.grading.kernel"]
 WATCHDOG_SLACK = 60.0   # seconds past the notebook limit before the kernel is killed from outside
 # Kernels started at the same moment by two workers can race for a ZMQ port, and the loser dies
 # at start-up ("Address already in use"); a fresh kernel picks fresh ports.
@@ -57,7 +55,7 @@ class Execution:
     kernel_log: str = ""
     start_error: str | None = None                  # set when the kernel never ran a cell: the grader's failure
     failed_starts: list = field(default_factory=list)   # one reason per kernel that failed to start
-    timings: dict = field(default_factory=dict)         # seconds: prepare, kernel_start, imports, cells, shutdown
+    timings: dict = field(default_factory=dict)         # seconds: see ``_timings``
 
 
 class CappedClient(NotebookClient):
@@ -111,16 +109,21 @@ class CappedClient(NotebookClient):
         return super().output(outs, msg, display_id, cell_index)
 
 
-def read_roots() -> list[str]:
-    """Folders the guard lets the student's kernel read: Python, its packages, the course libraries."""
-    roots = set(library_roots()) | {"/usr", "/lib", "/lib64", "/etc/localtime", "/etc/mime.types",
-                                     "/usr/share/zoneinfo", "/proc/cpuinfo", "/proc/meminfo", "/proc/stat",
-                                     "/sys/devices/system/cpu", "/sys/fs/cgroup", "/dev/urandom", "/dev/null",
-                                     "/dev/shm"}
-    import site
+class StartedKernelProvisioner(LocalProvisioner):
+    """jupyter_client's local provisioner, whose launch gives the job to a kernel already started
+    (``prestart``) instead of starting a process: the rest of jupyter_client (connection file,
+    ports, interrupt, kill, clean-up) is as for any local kernel."""
 
-    roots.update(site.getsitepackages())
-    return sorted(roots)
+    def __init__(self, kernel: prestart.StartedKernel, **kwargs):
+        super().__init__(**kwargs)
+        self.kernel = kernel
+
+    async def launch_kernel(self, cmd: list[str], **kwargs):
+        self.kernel.go()    # the connection file is written by now; the kernel reads it after "go"
+        self.process = self.kernel.process
+        self.pid = self.pgid = self.process.pid    # a session of its own
+        self.cwd = kwargs.get("cwd")
+        return self.connection_info
 
 
 def execute(nb: nbformat.NotebookNode, tests: dict[str, str], limits: Limits,
@@ -157,77 +160,40 @@ def execute(nb: nbformat.NotebookNode, tests: dict[str, str], limits: Limits,
     return result
 
 
-def _prepare_kernel(private: str, handoff: str, sandbox: Sandbox, spec: dict,
-                    files: dict[str, bytes] | None, limits: Limits) -> tuple[list[str], str]:
-    """Write what the kernel reads at start into ``handoff``: its argv, and the folder it may write.
-
-    The verdict file and the log stay in ``private``; the kernel opens them through hard
-    links in ``handoff`` and removes those names, with the spec, before any student code.
-    """
-    report, log = os.path.join(private, "verdicts.jsonl"), os.path.join(private, "kernel.log")
-    for path in (report, log):
-        open(path, "wb").close()
-        os.chmod(path, 0o600)
-        os.link(path, os.path.join(handoff, os.path.basename(path)))
-    release = os.path.join(handoff, "files")
-    os.mkdir(release)
-    for name, content in (files or {}).items():
-        with open(os.path.join(release, os.path.basename(name)), "wb") as fh:
-            fh.write(content)
-    spec_path = os.path.join(handoff, "spec.json")
-    if sandbox.isolated:
-        home, user, argv = HOME, None, bwrap_argv(sandbox.bwrap, handoff, limits.disk_mb)
-    else:
-        home, user, argv = tempfile.mkdtemp(prefix="ag-sandbox-"), sandbox_user(), []
-    spec.update({
-        "sandbox": home, "files": release, "read_roots": read_roots(),
-        "report": os.path.join(handoff, "verdicts.jsonl"), "log": os.path.join(handoff, "kernel.log"),
-        "remove": [os.path.join(handoff, name) for name in ("verdicts.jsonl", "kernel.log", "files")],
-        "uid": user[0] if user else None, "gid": user[1] if user else None, "repo_root": REPO_ROOT,
-        "copy_connection": not sandbox.isolated,
-    })
-    with open(spec_path, "w") as fh:
-        json.dump(spec, fh)
-    os.chmod(spec_path, 0o600)
-    return [*argv, *KERNEL_COMMAND, "--spec", spec_path, "-f", "{connection_file}"], home
-
-
 def _execute_once(nb: nbformat.NotebookNode, tests: dict[str, str], limits: Limits,
                   files: dict[str, bytes] | None, preludes: dict[str, str] | None,
                   kernel_display: str, extra_imports: list | None, sandbox: Sandbox) -> Execution:
     start = time.monotonic()
-    private = tempfile.mkdtemp(prefix="ag-private-")       # grader-only: verdicts, log
-    handoff = tempfile.mkdtemp(prefix="ag-kernel-")        # shared with the kernel: spec, ZMQ sockets
+    recipe = prestart.Recipe.of(sandbox, limits.as_dict())
+    kernel = prestart.take(recipe)   # started while the last notebook ran; starts the next one's
     key = secrets.token_bytes(32)
-    spec = {"key": key.hex(), "tests": tests, "extra_imports": list(extra_imports or []),
-            "preludes": preludes or {}, "limits": limits.as_dict()}
-    argv, home = _prepare_kernel(private, handoff, sandbox, spec, files, limits)
+    kernel.give_job({"key": key.hex(), "tests": tests, "extra_imports": list(extra_imports or []),
+                     "preludes": preludes or {}}, files)
 
     km = AsyncKernelManager()
     # Interrupts travel as a control message, which the kernel turns into its own SIGINT:
     # a signal from outside would reach bubblewrap, not the kernel in its pid namespace.
-    km._kernel_spec = KernelSpec(argv=argv, display_name=kernel_display, language="python",
+    km._kernel_spec = KernelSpec(argv=kernel.argv, display_name=kernel_display, language="python",
                                  interrupt_mode="message")
     if sandbox.isolated:
-        km.transport, km.ip = "ipc", os.path.join(handoff, "zmq")   # no TCP across the net namespace
-    km.connection_file = os.path.join(handoff if sandbox.isolated else private, "connection.json")
+        km.transport, km.ip = "ipc", os.path.join(kernel.handoff, "zmq")   # no TCP across the net namespace
+    km.connection_file = kernel.connection_file
+    km.provisioner = StartedKernelProvisioner(kernel=kernel, kernel_spec=km.kernel_spec, parent=km)
     client = CappedClient(
         nb, km=km, timeout=limits.cell_timeout, allow_errors=True, interrupt_on_timeout=True,
         error_on_timeout={"ename": "CellTimeoutError",
                           "evalue": f"cell did not finish in {limits.cell_timeout:g} s (interrupted)",
                           "traceback": [f"CellTimeoutError: cell did not finish in {limits.cell_timeout:g} s"]},
         startup_timeout=limits.startup_timeout, record_timing=False, shutdown_kernel="immediate",
-        resources={"metadata": {"path": handoff if sandbox.isolated else home}},
+        resources={"metadata": {"path": kernel.handoff if sandbox.isolated else kernel.home}},
         cell_cap=limits.output_cell_bytes, total_cap=limits.output_total_bytes,
     )
     result = Execution(notebook=nb)
-    # The kernel's environment is this, not the grader's (which may hold a database password).
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "PYTHONPATH": REPO_ROOT}
     prepared = time.monotonic()
 
     async def run():
         try:
-            await asyncio.wait_for(client.async_execute(env=env), timeout=limits.notebook_timeout)
+            await asyncio.wait_for(client.async_execute(), timeout=limits.notebook_timeout)
         except Exception as exc:  # noqa: BLE001 - recorded, never lost
             if not client._executed:
                 # No cell was sent, so nothing of the student's ran: the kernel failed to start.
@@ -260,9 +226,9 @@ def _execute_once(nb: nbformat.NotebookNode, tests: dict[str, str], limits: Limi
         asyncio.run(run())
         for idx, dropped in client.truncated.items():
             result.events.append(f"output flood cut off in cell {idx} ({dropped} bytes dropped)")
-        result.verdicts, problems = verify(os.path.join(private, "verdicts.jsonl"), key)
+        result.verdicts, problems = verify(kernel.verdicts, key)
         result.events.extend(problems)
-        with open(os.path.join(private, "kernel.log"), "rb") as fh:
+        with open(kernel.log, "rb") as fh:
             head = fh.read(4096).decode("utf-8", "replace")    # holds the kernel's timing line
             fh.seek(max(0, os.fstat(fh.fileno()).st_size - 2000))
             tail = fh.read().decode("utf-8", "replace")
@@ -274,27 +240,32 @@ def _execute_once(nb: nbformat.NotebookNode, tests: dict[str, str], limits: Limi
         watchdog.cancel()
         # nbclient leaves this behind when the kernel never started; the kernel is gone either way.
         atexit.unregister(client._cleanup_kernel)
-        shutil.rmtree(private, ignore_errors=True)
-        shutil.rmtree(handoff, ignore_errors=True)
-        if not sandbox.isolated:
-            shutil.rmtree(home, ignore_errors=True)
+        kernel.discard()
     result.seconds = time.monotonic() - start
     return result
 
 
 def _timings(start: float, prepared: float, client: "CappedClient", ended: float, log: str) -> dict:
-    """Where the notebook's time went, in seconds (the kernel logs its own import time)."""
+    """Where the notebook's time went, in seconds: ``prepare`` (taking a kernel, writing its job),
+    ``kernel_start`` (from ``go`` to the first cell, less the guard's install: the rest of the
+    libraries' import if the kernel was not done with it, ipykernel's start), ``imports`` (the
+    guard's install, with the job's extra imports), ``cells``, ``shutdown``; and ``preload``,
+    the seconds the kernel imported the libraries, mostly before its job, while the last
+    notebook ran (its own log says both)."""
     first = client.first_cell or client.cells_done or ended
     done = client.cells_done or ended
-    imports = 0.0
+    logged = {IMPORT_TIME_PREFIX: 0.0, PRELOAD_TIME_PREFIX: 0.0}
     for line in log.splitlines():
-        if line.startswith(IMPORT_TIME_PREFIX):
-            try:
-                imports = float(line[len(IMPORT_TIME_PREFIX):])
-            except ValueError:
-                pass
+        for prefix in logged:
+            if line.startswith(prefix):
+                try:
+                    logged[prefix] = float(line[len(prefix):])
+                except ValueError:
+                    pass
+    imports = logged[IMPORT_TIME_PREFIX]
     return {"prepare": round(prepared - start, 3), "kernel_start": round(max(0.0, first - prepared - imports), 3),
-            "imports": round(imports, 3), "cells": round(done - first, 3), "shutdown": round(ended - done, 3)}
+            "imports": round(imports, 3), "cells": round(done - first, 3), "shutdown": round(ended - done, 3),
+            "preload": round(logged[PRELOAD_TIME_PREFIX], 3)}
 
 
 def _kill_kernel(km, result) -> None:

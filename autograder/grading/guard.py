@@ -83,8 +83,16 @@ def _is_protected_module(name: str) -> bool:
     return not any(s in name for s in SKIP_SUBSTRINGS)
 
 
-def install(spec: dict, report_fd: int) -> None:
-    """Import the protected modules, snapshot them and install the audit hook."""
+_PRELOADED: list = []
+
+
+def preload() -> None:
+    """Import the protected modules and let them fill their lazy caches (once per kernel).
+
+    Run by the kernel before its job is known; nothing here depends on the job or runs
+    student code.  ``install`` calls it too, for a kernel that skipped it."""
+    if _PRELOADED:
+        return
     import importlib
 
     for name in EAGER_IMPORTS:
@@ -92,12 +100,6 @@ def install(spec: dict, report_fd: int) -> None:
             importlib.import_module(name)
         except Exception:  # a module the course does not have (yet) is simply not protected
             pass
-    for name in spec.get("extra_imports", ()):
-        try:
-            importlib.import_module(name)
-        except Exception:
-            pass
-
     # Warm-up: let the libraries fill their lazy caches (chainrule's backend, ...) now,
     # so that the snapshot holds the values they keep.
     try:
@@ -107,6 +109,19 @@ def install(spec: dict, report_fd: int) -> None:
         (_t * _t).sum().backward()
     except Exception:
         pass
+    _PRELOADED.append(True)
+
+
+def install(spec: dict, report_fd: int) -> None:
+    """Import what the job adds, and install the audit hook (the snapshot is taken at the begin cell)."""
+    import importlib
+
+    preload()
+    for name in spec.get("extra_imports", ()):
+        try:
+            importlib.import_module(name)
+        except Exception:
+            pass
     torch_dir = ""
     if "torch" in sys.modules:
         torch_dir = os.path.dirname(os.path.realpath(sys.modules["torch"].__file__))

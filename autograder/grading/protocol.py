@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 BEGIN_EVENT = "autograder.begin"
 TEST_EVENT = "autograder.test"
 MAX_VERDICT_BYTES = 8 * 1024 * 1024
-# The kernel's first line on its log (stderr): how long importing and snapshotting the libraries took.
+# The kernel's log (stderr) starts with how long importing the libraries took before its job was
+# known, then how long installing the guard took once it was.
+PRELOAD_TIME_PREFIX = "autograder: libraries imported in "
 IMPORT_TIME_PREFIX = "autograder: guard installed in "
 
 

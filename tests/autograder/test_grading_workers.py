@@ -12,6 +12,7 @@ import pytest
 
 import stuck_tasks
 from autograder.grading import execute as execute_module
+from autograder.grading import prestart
 from autograder.grading.protocol import begin_cell
 from autograder.grading.workers import run_jobs
 
@@ -55,7 +56,7 @@ def test_a_dying_worker_is_replaced_and_the_job_recorded_as_failed():
 def test_a_kernel_that_never_answers_ends_the_notebook_in_time(monkeypatch, tmp_path, grading_sandbox):
     silent = tmp_path / "silent_kernel.py"
     silent.write_text("import time\nwhile True:\n    time.sleep(3600)\n")
-    monkeypatch.setattr(execute_module, "KERNEL_COMMAND", [sys.executable, str(silent)])
+    monkeypatch.setattr(prestart, "KERNEL_COMMAND", [sys.executable, str(silent)])
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(begin_cell()), nbformat.v4.new_code_cell("1 + 1")]
     start = time.monotonic()

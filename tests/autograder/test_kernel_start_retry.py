@@ -16,6 +16,7 @@ from jupyter_client.manager import AsyncKernelManager
 import toy_course
 from ag_helpers import TEST_LIMITS, make_toy_workspace
 from autograder.grading import execute as execute_module
+from autograder.grading import prestart
 from autograder.grading.pipeline import grade_one, load_specs
 from autograder.grading.reports import classify
 from autograder.grading.results import Job
@@ -57,7 +58,7 @@ def test_a_kernel_that_fails_to_start_once_is_replaced_and_the_notebook_graded(t
 def test_a_kernel_that_never_starts_is_a_grader_error_not_the_students_zero(toy, tmp_path, monkeypatch):
     dying = tmp_path / "dying_kernel.py"
     dying.write_text("import sys\nsys.exit('zmq.error.ZMQError: Address already in use')\n")
-    monkeypatch.setattr(execute_module, "KERNEL_COMMAND", [sys.executable, str(dying)])
+    monkeypatch.setattr(prestart, "KERNEL_COMMAND", [sys.executable, str(dying)])
     result = grade_one(_job(toy, tmp_path, toy_course.CORRECT)).as_json()
     nb = result["notebooks"]["toy.ipynb"]
     assert result["flagged"]
