@@ -281,16 +281,22 @@ def run_jobs_on_cluster(jobs: list[dict], task: Callable[[dict], dict], schedule
             for future in done:
                 if future.status == "cancelled":  # only a lost scheduler cancels our futures
                     raise _scheduler_gone(scheduler, len(pending) + 1)
+                if future.status not in ("finished", "error"):
+                    # "lost": the worker holding the result died before we fetched it, and Dask
+                    # grades the job again; wait for that result (read as an error, it was None)
+                    pending.add(future)
+                    continue
                 job = futures.pop(future)
-                if future.status == "finished":
-                    on_result(job, future.result())
-                else:
-                    exc = future.exception()
-                    if isinstance(exc, KilledWorker):
-                        why = f"the job killed {ALLOWED_FAILURES + 1} grader workers (Dask: {exc})"
-                    else:
-                        why = f"grader error on the worker: {type(exc).__name__}: {exc}"
+                try:
+                    result = future.result()
+                except KilledWorker as exc:
+                    why = f"the job killed {ALLOWED_FAILURES + 1} grader workers (Dask: {exc})"
                     on_failure(job, Failure(why, tries=[why]))
+                except Exception as exc:  # noqa: BLE001 - the worker's error, recorded for this job
+                    why = f"grader error on the worker: {type(exc).__name__}: {exc}"
+                    on_failure(job, Failure(why, tries=[why]))
+                else:
+                    on_result(job, result)
                 future.release()
     finally:
         client.close(timeout=10)
