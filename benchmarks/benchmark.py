@@ -244,7 +244,7 @@ def workload_lesson1():
 def workload_mlp():
     ours, theirs, by_hand = alternating_best_times(mlp_step(chainrule), mlp_step(torch), mlp_step_numpy(),
                                                    rounds=4, repeats=5)
-    ratio = report("MLP step 784-256-256-10, batch 256, f32", ours, theirs, 0.95)
+    ratio = report("MLP step 784-256-256-10, batch 256, f32", ours, theirs, 1.0)  # issue 14: <= 1.0, goal 0.95
     print(f"{'  the same step in NumPy by hand':<44} {'':9} {by_hand * 1e3:9.3f} ms {'':18} ratio "
           f"{by_hand / theirs:5.2f}  (no autograd: the floor for a library on NumPy)")
     return ratio
