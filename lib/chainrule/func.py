@@ -535,11 +535,7 @@ def vjp(func, *primals, has_aux=False):
     vector-Jacobian product, as ``torch.func.vjp``. ``vjp_fn`` may be called many times."""
     keep_graph = _keeps_graph(primals)
     with enable_grad(), _Differentiating():
-        leaves_tree, args = _argnums_leaves(primals, tuple(range(len(primals))))
-        output = func(*args)
-        aux = None
-        if has_aux:
-            output, aux = output
+        leaves_tree, output, aux = _call_on_leaves(func, primals, has_aux)
     outputs, out_spec = _only_tensors(output)
     leaves, spec = tree_flatten(leaves_tree)
 
@@ -555,6 +551,16 @@ def vjp(func, *primals, has_aux=False):
 
     result = (_returned(output, keep_graph), vjp_fn)
     return result + (_returned(aux, keep_graph),) if has_aux else result
+
+
+def _call_on_leaves(func, primals, has_aux):
+    """``func`` called on fresh leaves standing for every primal: the leaves, its output, its aux."""
+    leaves_tree, args = _argnums_leaves(primals, tuple(range(len(primals))))
+    output = func(*args)
+    aux = None
+    if has_aux:
+        output, aux = output
+    return leaves_tree, output, aux
 
 
 def _only_tensors(output):
@@ -613,11 +619,7 @@ def jvp(func, primals, tangents, *, strict=False, has_aux=False):
                            "should be valid to call f(*primals).")
     keep_graph = _keeps_graph((primals, tangents))
     with enable_grad(), _Differentiating():
-        leaves_tree, args = _argnums_leaves(primals, tuple(range(len(primals))))
-        output = func(*args)
-        aux = None
-        if has_aux:
-            output, aux = output
+        leaves_tree, output, aux = _call_on_leaves(func, primals, has_aux)
         outputs, out_spec = tree_flatten(output)
         leaves, _ = tree_flatten(leaves_tree)
         flat_tangents, _ = tree_flatten(tangents)

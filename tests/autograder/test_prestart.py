@@ -14,7 +14,7 @@ import nbformat
 import pytest
 
 import toy_course
-from ag_helpers import REPO, TEST_LIMITS, make_toy_workspace, weak_flag
+from ag_helpers import REPO, TEST_LIMITS, make_toy_workspace, process_alive, weak_flag
 from autograder.grading import prestart
 from autograder.grading.execute import Limits
 from autograder.grading.pipeline import grade_one, load_specs
@@ -141,14 +141,6 @@ def _kernel_processes() -> dict[int, str]:
     return found
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def test_after_a_run_with_two_workers_no_kernel_and_no_kernel_folder_is_left(tmp_path, os_sandbox):
     ws, release = make_toy_workspace(str(tmp_path / "ws"))
     for i in range(4):
@@ -170,7 +162,7 @@ def test_after_a_run_with_two_workers_no_kernel_and_no_kernel_folder_is_left(tmp
     assert grader.returncode == 0, err
     assert "graded 4 submission(s)" in out
     assert len(set(seen.values())) > 4, "no kernel was started ahead of its notebook"   # 4 notebooks, and spares
-    assert not [pid for pid in seen if _alive(pid)], "kernels outlived the grader"
+    assert not [pid for pid in seen if process_alive(pid)], "kernels outlived the grader"
     assert not [name for name in os.listdir(tmp) if name.startswith(("ag-kernel-", "ag-private-", "ag-sandbox-"))]
     results = [json.load(open(ws.path("autograded", f"s{i}", "toy", "grading.json"))) for i in range(4)]
     assert [r["score"] for r in results] == [6.0] * 4

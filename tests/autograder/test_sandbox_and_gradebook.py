@@ -15,7 +15,7 @@ import nbformat
 import pytest
 
 import toy_course
-from ag_helpers import REPO, make_toy_workspace, needs_os_sandbox, run_cli, weak_flag
+from ag_helpers import REPO, make_toy_workspace, needs_os_sandbox, process_alive, run_cli, weak_flag
 
 
 @pytest.fixture(scope="module")
@@ -125,14 +125,6 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def _cmdline(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
@@ -165,9 +157,9 @@ def test_a_grader_killed_mid_run_leaves_no_kernel_and_the_rerun_loses_no_result(
     grader.send_signal(signal.SIGKILL)
     grader.communicate()
     deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and any(_alive(p) for p in family):
+    while time.monotonic() < deadline and any(process_alive(p) for p in family):
         time.sleep(0.2)
-    assert not [(p, _cmdline(p)) for p in family if _alive(p)], "processes outlived the grader"
+    assert not [(p, _cmdline(p)) for p in family if process_alive(p)], "processes outlived the grader"
     check(ws, for_writing=True)
     assert gradebook_scores(ws) == {("a_first", "toy"): (6.0, 6.0)}
     p = run_cli("autograde", "--workspace", ws.root, "--cell-timeout", "30", *weak_flag(os_sandbox))
