@@ -17,8 +17,7 @@ Started, before any job (nothing secret, nothing of any student's):
    it is capped);
 5. imports what every graded notebook needs (torch, numpy, chainrule, coursework, the
    guard's protected modules, ipykernel): :func:`preload`;
-6. waits for its job: one line ``go`` on stdin (end of file: the grader discarded it, exit);
-   from then on a thread watches that pipe, and its end (the grader died) ends the kernel.
+6. waits for its job: one line ``go`` on stdin (end of file: the grader discarded it, exit).
 
 Given its job (``execute`` wrote ``spec.json`` to the handoff folder, then said ``go``):
 
@@ -38,7 +37,6 @@ import os
 import resource
 import shutil
 import sys
-import threading
 import time
 
 
@@ -99,25 +97,10 @@ def wait_for_job() -> bool:
         if not chunk:
             return False
         line += chunk
-    lifeline = os.dup(0)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)   # the student's input() reads nothing of the grader's
     os.close(devnull)
-    threading.Thread(target=exit_when_the_grader_is_gone, args=(lifeline,), name="grader-lifeline",
-                     daemon=True).start()
     return line.strip() == b"go"
-
-
-def exit_when_the_grader_is_gone(lifeline: int) -> None:
-    """The grader holds the other end of this pipe until it is done with the kernel: end of file means
-    it died. PR_SET_PDEATHSIG misses a grader that died while bubblewrap was still starting (a
-    Dask worker killed as it took its next job left such a kernel behind)."""
-    try:
-        while os.read(lifeline, 64):
-            pass
-    except OSError:   # the student's code closed it: nothing left to watch
-        return
-    os._exit(0)
 
 
 def main(argv: list[str]) -> None:

@@ -87,9 +87,9 @@ class StartedKernel:
 
     def go(self) -> None:
         """Let the kernel read its job and start ipykernel."""
-        try:   # the pipe stays open: the kernel exits when it closes (``discard``, or this process dies)
+        try:
             self.process.stdin.write(b"go\n")
-            self.process.stdin.flush()
+            self.process.stdin.close()
         except BrokenPipeError:
             pass   # it died: jupyter_client finds it dead and says so, and ``execute`` starts another
 

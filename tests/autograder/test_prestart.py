@@ -109,23 +109,6 @@ def test_a_spare_kernel_is_killed_and_its_folders_removed_when_discarded_or_left
     left.discard()
 
 
-def test_a_kernel_at_work_exits_when_its_grader_is_gone():
-    """After "go" the grader keeps the kernel's stdin open; its end (the grader died, even before
-    bubblewrap could arm the parent-death signal) ends the kernel, whatever the notebook is doing."""
-    busy_kernel = ("import threading, time\n"
-                   "from autograder.grading.kernel import exit_when_the_grader_is_gone\n"
-                   "threading.Thread(target=exit_when_the_grader_is_gone, args=(0,), daemon=True).start()\n"
-                   "time.sleep(120)\n")
-    kernel = subprocess.Popen([sys.executable, "-c", busy_kernel], stdin=subprocess.PIPE, cwd=REPO)
-    kernel.stdin.write(b"still here\n")
-    kernel.stdin.flush()
-    time.sleep(1)
-    assert kernel.poll() is None, "the kernel must live while its grader does"
-    started = time.monotonic()
-    kernel.stdin.close()
-    assert kernel.wait(30) == 0 and time.monotonic() - started < 10
-
-
 def _kernel_processes() -> dict[int, str]:
     """Each process of a grading kernel (bubblewrap's and Python's), with the kernel's recipe file."""
     found = {}
