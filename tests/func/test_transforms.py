@@ -14,6 +14,7 @@ import chainrule
 import chainrule.func
 from chainrule.batching import BatchedTensor
 from chainrule.testing import assert_close
+from test_func import lesson4_pair
 
 RNG = np.random.default_rng(15)
 
@@ -438,13 +439,7 @@ def test_values_read_outside_a_rule_and_in_place_updates_are_refused_clearly():
 
 
 def test_lesson4_network_vmap_of_grad_matches_torch_func_and_per_sample_grad():
-    torch.manual_seed(4)
-    t_model = torch.nn.Sequential(torch.nn.Linear(1, 5, bias=False), torch.nn.Sigmoid(),
-                                  torch.nn.Linear(5, 1, bias=False)).double()
-    c_model = chainrule.nn.Sequential(chainrule.nn.Linear(1, 5, bias=False), chainrule.nn.Sigmoid(),
-                                      chainrule.nn.Linear(5, 1, bias=False)).double()
-    for p, q in zip(t_model.parameters(), c_model.parameters()):
-        q.data = chainrule.tensor(p.detach().numpy())
+    t_model, c_model = lesson4_pair()
     x = RNG.standard_normal((1000, 1))
 
     def program(lib, model, x):
