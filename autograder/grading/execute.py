@@ -121,7 +121,10 @@ class StartedKernelProvisioner(LocalProvisioner):
     async def launch_kernel(self, cmd: list[str], **kwargs):
         self.kernel.go()    # the connection file is written by now; the kernel reads it after "go"
         self.process = self.kernel.process
-        self.pid = self.pgid = self.process.pid    # a session of its own
+        # A spare has a session of its own; a forked kernel's pid is in its sandbox's pid
+        # namespace, where no signal from here may go (its factory sends them).
+        forked = isinstance(self.process, prestart.ForkedKernel)
+        self.pid = self.pgid = None if forked else self.process.pid
         self.cwd = kwargs.get("cwd")
         return self.connection_info
 
@@ -240,6 +243,16 @@ def _execute_once(nb: nbformat.NotebookNode, tests: dict[str, str], limits: Limi
         watchdog.cancel()
         # nbclient leaves this behind when the kernel never started; the kernel is gone either way.
         atexit.unregister(client._cleanup_kernel)
+        # Nor would the sockets of a kernel that never started be closed: left to the garbage
+        # collector, their context's ``term`` blocks the next attempt forever.
+        kc = getattr(client, "kc", None)
+        try:
+            if kc is not None:
+                kc.stop_channels()   # its heartbeat thread, before its context goes
+            for context in {km.context, getattr(kc, "context", None)} - {None}:
+                context.destroy(linger=0)
+        except Exception:  # noqa: BLE001 - already closed, or its loop is gone
+            pass
         kernel.discard()
     result.seconds = time.monotonic() - start
     return result

@@ -36,6 +36,7 @@ import json
 import os
 import resource
 import shutil
+import stat
 import sys
 import time
 
@@ -103,7 +104,8 @@ def wait_for_job() -> bool:
     return line.strip() == b"go"
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str], forked: bool = False) -> None:
+    """Steps 1-8.  ``forked``: a kernel forked by the factory, whose job was written before the fork."""
     # 1-2: the recipe, the verdict file and the log.
     die_with_parent()
     recipe = _read_and_remove(argv[argv.index("--recipe") + 1])
@@ -121,16 +123,8 @@ def main(argv: list[str]) -> None:
     _limit(resource.RLIMIT_CORE, 0)
 
     # 4: environment and file descriptors.
-    keep = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL", "VIRTUAL_ENV") if k in os.environ}
-    os.environ.clear()
-    os.environ.update(keep)
     threads = str(limits.get("threads", 1))
-    os.environ.update({
-        "HOME": sandbox, "TMPDIR": sandbox, "IPYTHONDIR": os.path.join(sandbox, ".ipython"),
-        "MPLCONFIGDIR": os.path.join(sandbox, ".mpl"), "JUPYTER_RUNTIME_DIR": sandbox,
-        "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "PYTHONDONTWRITEBYTECODE": "1",
-        "MPLBACKEND": "agg",
-    })
+    _scrub_environment(sandbox, int(threads))
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.close(devnull)
@@ -140,8 +134,8 @@ def main(argv: list[str]) -> None:
     # 5-6: the libraries, then the job.
     from autograder.grading.protocol import IMPORT_TIME_PREFIX, PRELOAD_TIME_PREFIX
 
-    os.write(2, f"{PRELOAD_TIME_PREFIX}{preload(int(threads)):.3f}\n".encode())
-    if not wait_for_job():
+    os.write(2, f"{PRELOAD_TIME_PREFIX}{preload(int(threads)):.3f}\n".encode())   # forked: already done
+    if not forked and not wait_for_job():
         os._exit(0)
 
     # 7: the job.
@@ -199,5 +193,155 @@ def main(argv: list[str]) -> None:
                                       "--HistoryManager.enabled=False", "--Application.log_level=CRITICAL"])
 
 
+# ---------------------------------------------------------------- the kernel factory
+def factory_main(threads: int, home: str) -> None:
+    """One per grading process, in its own bubblewrap sandbox: import the libraries once, then
+    fork one kernel per notebook, one at a time, and clear the sandbox after each.
+
+    Speaks lines on stdin/stdout with the grader (:class:`autograder.grading.prestart.KernelFactory`):
+    ``fork RECIPE CONN`` -> ``forked PID``, then ``exited PID STATUS`` once the kernel, every
+    process it left and every file it wrote are gone; ``kill PID``; end of file: exit.
+    No student code ever runs in the factory itself: only in its children, after the fork.
+    """
+    import select
+    import signal
+
+    die_with_parent()
+    _not_dumpable()   # a kernel cannot ptrace the factory nor read its memory, though it shares its uid
+    _scrub_environment(home, threads)
+    started = time.monotonic()
+    preload(threads)
+    import torch._dynamo  # noqa: F401 - torch.func imports it at its first call: 2 s, once here
+
+    replies = os.fdopen(os.dup(1), "w", buffering=1)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 1)
+    replies.write(f"ready {time.monotonic() - started:.3f}\n")
+    child, unread, lines = None, b"", []
+    while True:
+        if not lines and select.select([0], [], [], 0.05)[0]:
+            chunk = os.read(0, 4096)
+            if not chunk:   # the grader is gone or done
+                break
+            *complete, unread = (unread + chunk).split(b"\n")
+            lines += [line.decode().split() for line in complete]
+        words = lines.pop(0) if lines else []
+        if words[:1] == ["fork"]:
+            if child is not None:   # the grader moved on without waiting: end the last one first
+                os.kill(child, signal.SIGKILL)
+                os.waitpid(child, 0)
+                clear_sandbox(home)
+            child = os.fork()
+            if child == 0:
+                _serve_forked(words[1], words[2], devnull, replies.fileno())
+            replies.write(f"forked {child}\n")
+        elif words[:1] == ["kill"] and child is not None and words[1] == str(child):
+            os.kill(child, signal.SIGKILL)
+        if child is not None:
+            pid, status = os.waitpid(child, os.WNOHANG)
+            if pid:
+                clear_sandbox(home)   # raises if it cannot: the factory dies, and the grader starts another
+                replies.write(f"exited {child} {os.waitstatus_to_exitcode(status)}\n")
+                child = None
+    clear_sandbox(home)
+    os._exit(0)
+
+
+def _serve_forked(recipe: str, conn: str, devnull: int, replies: int) -> None:
+    """The forked kernel: none of the factory's pipes (its commands, its replies), then steps 1-8."""
+    os.dup2(devnull, 0)
+    os.close(replies)
+    code = 1
+    try:
+        main(["--recipe", recipe, "-f", conn], forked=True)
+        code = 0
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else 0
+    finally:
+        os._exit(code)
+
+
+def clear_sandbox(home: str) -> None:
+    """Leave the sandbox as the factory found it: kill every process but the factory (and
+    bubblewrap's init, which reaps them), and empty the writable folders (the only ones: the
+    rest of the sandbox is read-only), so that nothing of one student reaches the next."""
+    import signal
+
+    try:
+        os.kill(-1, signal.SIGKILL)   # all but this process and the pid namespace's init
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _other_processes():
+        time.sleep(0.005)
+    for folder in (home, "/tmp", "/dev/shm"):
+        _empty(folder)
+
+
+def _other_processes() -> list[int]:
+    """The live processes of this pid namespace other than init (1) and this one."""
+    others = []
+    for name in os.listdir("/proc"):
+        if name.isdigit() and int(name) not in (1, os.getpid()):
+            try:
+                with open(f"/proc/{name}/stat") as fh:
+                    if fh.read().rsplit(")", 1)[1].split()[0] != "Z":
+                        others.append(int(name))
+            except OSError:
+                pass
+    return others
+
+
+def _empty(folder: str) -> None:
+    """Remove everything in ``folder``, even what its writer made read-only (it had this uid),
+    except mount points (the factory's handoff folder may be bound inside ``/tmp``).  Raises
+    OSError (or RecursionError) if something is left: the factory must not fork again then."""
+    if not os.path.isdir(folder):
+        return
+    device = os.lstat(folder).st_dev
+
+    def remove(path: str) -> bool:
+        status = os.lstat(path)
+        if status.st_dev != device:
+            return False
+        if stat.S_ISDIR(status.st_mode):
+            os.chmod(path, 0o700)
+            kept = [name for name in os.listdir(path) if not remove(os.path.join(path, name))]
+            if kept:
+                return False
+            os.rmdir(path)
+        else:
+            os.unlink(path)
+        return True
+
+    os.chmod(folder, 0o755)
+    for name in os.listdir(folder):
+        remove(os.path.join(folder, name))
+
+
+def _not_dumpable() -> None:
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0)   # PR_SET_DUMPABLE, 0
+    except (OSError, AttributeError):
+        pass
+
+
+def _scrub_environment(home: str, threads: int) -> None:
+    keep = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL", "VIRTUAL_ENV") if k in os.environ}
+    os.environ.clear()
+    os.environ.update(keep)
+    os.environ.update({
+        "HOME": home, "TMPDIR": home, "IPYTHONDIR": os.path.join(home, ".ipython"),
+        "MPLCONFIGDIR": os.path.join(home, ".mpl"), "JUPYTER_RUNTIME_DIR": home,
+        "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "PYTHONDONTWRITEBYTECODE": "1",
+        "MPLBACKEND": "agg",
+    })
+
+
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    if sys.argv[1:2] == ["--factory"]:
+        factory_main(int(sys.argv[2]), sys.argv[3])
+    else:
+        main(sys.argv[1:])

@@ -99,7 +99,8 @@ def bwrap_argv(bwrap: str, handoff: str, disk_mb: int) -> list[str]:
             "--setenv", "PYTHONPATH", REPO_ROOT, "--setenv", "LANG", "C.UTF-8", "--setenv", "HOME", HOME]
     # The private mounts first: a checkout or a Python under /tmp is bound over the fresh /tmp.
     size = str(disk_mb * 1024 * 1024)
-    argv += ["--proc", "/proc", "--dev", "/dev", "--size", size, "--tmpfs", "/tmp", "--size", size, "--tmpfs", HOME]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--size", size, "--tmpfs", "/dev/shm", "--size", size, "--tmpfs", "/tmp",
+             "--size", size, "--tmpfs", HOME]
     for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/usr"):
         if os.path.islink(top):
             argv += ["--symlink", os.readlink(top), top]
@@ -113,7 +114,9 @@ def bwrap_argv(bwrap: str, handoff: str, disk_mb: int) -> list[str]:
     for module in KERNEL_MODULES:
         path = os.path.join(REPO_ROOT, module)
         argv += ["--ro-bind", path, path]
-    argv += ["--bind", handoff, handoff, "--chdir", HOME, "--"]
+    # Only the size-capped tmpfs folders and the handoff folder stay writable: bubblewrap's root
+    # and /dev are tmpfs too, uncapped, and a kernel factory's next kernel must find them as they were.
+    argv += ["--bind", handoff, handoff, "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", HOME, "--"]
     return argv
 
 

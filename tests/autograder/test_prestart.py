@@ -1,5 +1,6 @@
-"""Kernels started ahead of their notebook (``grading/prestart.py``): one kernel serves one submission,
-the next submission sees nothing of the last, and no kernel (nor its folders) outlives the grader."""
+"""Kernels made ready before their notebook (``grading/prestart.py``): forked by a kernel factory in
+bubblewrap, started ahead as a spare in the weak sandbox.  One kernel serves one submission, the next
+submission sees nothing of the last, and no kernel, factory or folder outlives the grader."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ import nbformat
 import pytest
 
 import toy_course
-from ag_helpers import REPO, TEST_LIMITS, make_toy_workspace, process_alive, weak_flag
+from ag_helpers import REPO, TEST_LIMITS, make_toy_workspace, needs_os_sandbox, process_alive, weak_flag
 from autograder.grading import prestart
 from autograder.grading.execute import Limits
 from autograder.grading.pipeline import grade_one, load_specs
 from autograder.grading.results import Job
+from autograder.grading.sandbox import Sandbox, bwrap_argv
 
 LEAVE_TRACES = """
 import builtins, os, sys
@@ -61,8 +63,9 @@ def _printed(result: dict, solution_id: str) -> str:
     return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
 
 
-def test_the_next_submission_runs_in_the_spare_kernel_and_sees_nothing_of_the_last(tmp_path, grading_sandbox,
-                                                                                     monkeypatch):
+def _grade_a_then_b(tmp_path, sandbox, monkeypatch, leave_traces: str = LEAVE_TRACES,
+                    look_for_traces: str = LOOK_FOR_TRACES) -> tuple:
+    """Grade student A, who leaves traces, then B, who looks for them: (A's result, B's, the kernels taken)."""
     ws, release = make_toy_workspace(str(tmp_path / "ws"))
     taken = []
 
@@ -72,31 +75,69 @@ def test_the_next_submission_runs_in_the_spare_kernel_and_sees_nothing_of_the_la
 
     real_take = prestart.take
     monkeypatch.setattr(prestart, "take", take)
-    prestart.discard_spare()    # a spare of an earlier test in this process is not this test's
-
+    prestart.discard_spare()    # a spare or factory of an earlier test in this process is not this test's
+    prestart.close_factories()
     double = "def double(v):\n    return 2 * v\n"
-    a = grade_one(_job(ws, release, grading_sandbox, str(tmp_path / "a"), "a_leaves_traces",
-                       double + LEAVE_TRACES + LOOK_FOR_TRACES)).as_json()
+    a = grade_one(_job(ws, release, sandbox, str(tmp_path / "a"), "a_leaves_traces",
+                       double + leave_traces + look_for_traces)).as_json()
     assert a["score"] == 6, a["notebooks"]["toy.ipynb"]["flags"]
     assert f"TRACES OF A: {EVERY_TRACE}" in _printed(a, "double_answer")   # A's own kernel sees them all
-    [a_kernel] = taken
+    a_kernel = taken[0]
     assert a_kernel.process.poll() is not None, "a kernel outlived its notebook"
-    assert not os.path.exists(a_kernel.private) and not os.path.exists(a_kernel.handoff)
-    [spare] = prestart._spare     # started while A's notebook ran
-    assert spare is not a_kernel and spare.process.poll() is None and not spare.given_job
-
-    b = grade_one(_job(ws, release, grading_sandbox, str(tmp_path / "b"), "b_looks", double + LOOK_FOR_TRACES)).as_json()
+    assert not os.path.exists(a_kernel.private)
+    assert not os.path.exists(a_kernel.handoff) or not os.listdir(a_kernel.handoff)   # a factory's: emptied
+    b = grade_one(_job(ws, release, sandbox, str(tmp_path / "b"), "b_looks", double + look_for_traces)).as_json()
     assert b["score"] == 6, b["notebooks"]["toy.ipynb"]["flags"]
-    assert taken[1] is spare, "B was not graded in the kernel started while A ran"
     assert "TRACES OF A: []" in _printed(b, "double_answer")
-    assert b["notebooks"]["toy.ipynb"]["timings"]["preload"] > 0
     with pytest.raises(RuntimeError, match="one notebook only"):
-        spare.give_job({}, {})
+        taken[1].give_job({}, {})
+    return a, b, taken
+
+
+# Written natively (no audit event: the guard cannot refuse them), where only bubblewrap's tmpfs
+# folders can take them: the factory must empty /tmp and /dev/shm between two kernels.
+NATIVE_TRACES = """
+import torch
+for folder in ('/tmp', '/dev/shm'):
+    torch.from_file(folder + '/left_by_a', shared=True, size=16, dtype=torch.uint8).fill_(1)
+"""
+LOOK_FOR_NATIVE_TRACES = """
+import torch
+for folder in ('/tmp', '/dev/shm'):
+    try:
+        print('FOUND', folder, bytes(torch.from_file(folder + '/left_by_a', shared=False, size=16, dtype=torch.uint8).tolist()))
+    except Exception as e:
+        print('NOT FOUND', folder, type(e).__name__)
+"""
+
+
+def test_the_next_submission_is_forked_by_the_same_factory_and_finds_nothing_of_the_last(tmp_path, os_sandbox,
+                                                                                        monkeypatch):
+    needs_os_sandbox(os_sandbox, "kernel factories run in bubblewrap only")
+    a, b, taken = _grade_a_then_b(tmp_path, os_sandbox[0], monkeypatch, LEAVE_TRACES + NATIVE_TRACES,
+                                  LOOK_FOR_TRACES + LOOK_FOR_NATIVE_TRACES)
+    assert "FOUND /tmp" in _printed(a, "double_answer") and "FOUND /dev/shm" in _printed(a, "double_answer")
+    assert "NOT FOUND /tmp" in _printed(b, "double_answer") and "NOT FOUND /dev/shm" in _printed(b, "double_answer")
+    assert taken[0].factory is taken[1].factory is not None, "B's kernel did not come from A's factory"
+    assert isinstance(taken[1].process, prestart.ForkedKernel)
+    # The libraries were imported once, by the factory: B's kernel had nothing left to import.
+    assert b["notebooks"]["toy.ipynb"]["timings"]["preload"] < 0.1
+    factory = taken[0].factory
+    prestart.close_factories()
+    assert factory.process.poll() is not None
+    assert not os.path.exists(factory.root) and not os.path.exists(factory.private)
+
+
+def test_the_next_submission_runs_in_the_spare_kernel_and_sees_nothing_of_the_last(tmp_path, monkeypatch):
+    a, b, taken = _grade_a_then_b(tmp_path, Sandbox("weak"), monkeypatch)
+    assert len(taken) == 2 and taken[1].factory is None, "the weak sandbox has no kernel factory"
+    assert b["notebooks"]["toy.ipynb"]["timings"]["preload"] > 0    # imported while A's notebook ran
+    assert not prestart._spare or prestart._spare[0] is not taken[1]
     prestart.discard_spare()
 
 
-def test_a_spare_kernel_is_killed_and_its_folders_removed_when_discarded_or_left(tmp_path, grading_sandbox):
-    recipe = prestart.Recipe.of(grading_sandbox, Limits(**TEST_LIMITS).as_dict())
+def test_a_spare_kernel_is_killed_and_its_folders_removed_when_discarded_or_left(tmp_path):
+    recipe = prestart.Recipe.of(Sandbox("weak"), Limits(**TEST_LIMITS).as_dict())
     prestart.start_spare(recipe)
     [spare] = prestart._spare
     prestart.discard_spare()
@@ -109,8 +150,44 @@ def test_a_spare_kernel_is_killed_and_its_folders_removed_when_discarded_or_left
     left.discard()
 
 
+def test_clearing_a_factory_sandbox_kills_every_process_and_empties_its_writable_folders(tmp_path, os_sandbox):
+    """What the factory does between two kernels, run in a real bubblewrap sandbox: processes left
+    running (a daemon in a session of its own included) are killed, files in home, /tmp and
+    /dev/shm (a folder locked with mode 000 included) are removed, the bound handoff folder is kept."""
+    needs_os_sandbox(os_sandbox, "kernel factories run in bubblewrap only")
+    handoff = tmp_path / "factory"
+    handoff.mkdir()
+    (handoff / "kept").write_text("the grader's")
+    script = (
+        "import os, subprocess\n"
+        "from autograder.grading.kernel import clear_sandbox, _other_processes\n"
+        "subprocess.Popen(['sleep', '600'])\n"
+        "subprocess.Popen(['sh', '-c', 'sleep 600 & sleep 600'], start_new_session=True)\n"
+        "for folder in (os.environ['HOME'], '/tmp', '/dev/shm'):\n"
+        "    os.makedirs(folder + '/deep/er')\n"
+        "    open(folder + '/deep/er/file', 'w').close()\n"
+        "    os.chmod(folder + '/deep', 0)\n"
+        "    open(folder + '/top', 'w').close()\n"
+        "import time; time.sleep(0.2)\n"
+        "print('before', len(_other_processes()))\n"
+        "clear_sandbox(os.environ['HOME'])\n"
+        "print('after', len(_other_processes()))\n"
+        "print('left', [os.listdir(f) for f in (os.environ['HOME'], '/tmp', '/dev/shm')])\n"
+    )
+    argv = bwrap_argv(os_sandbox[0].bwrap, str(handoff), 16) + [sys.executable, "-c", script]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, env={"PATH": os.environ["PATH"]})
+    assert done.returncode == 0, done.stderr
+    counts = dict(line.split() for line in done.stdout.splitlines() if line.startswith(("before", "after")))
+    assert int(counts["before"]) >= 3 and counts["after"] == "0", done.stdout
+    # /tmp keeps only the path down to the bound handoff folder (a mount point)
+    [home, tmp, shm] = eval(done.stdout.split("left ", 1)[1])
+    assert home == [] and shm == [] and tmp == ([str(handoff).split("/")[2]] if str(handoff).startswith("/tmp/") else [])
+    assert (handoff / "kept").read_text() == "the grader's"
+
+
 def _kernel_processes() -> dict[int, str]:
-    """Each process of a grading kernel (bubblewrap's and Python's), with the kernel's recipe file."""
+    """Each process of a grading kernel or kernel factory (bubblewrap's and Python's, the forked
+    kernels included), with the kernel's recipe file or the factory's command line."""
     found = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -121,6 +198,8 @@ def _kernel_processes() -> dict[int, str]:
                 continue
             if "autograder.grading.kernel" in argv and "--recipe" in argv:
                 found[int(entry)] = argv[argv.index("--recipe") + 1]
+            elif "autograder.grading.kernel" in argv and "--factory" in argv:   # bubblewrap's: its bound folder
+                found[int(entry)] = "factory " + (argv[argv.index("--bind") + 1] if "--bind" in argv else "")
     return found
 
 
@@ -144,8 +223,13 @@ def test_after_a_run_with_two_workers_no_kernel_and_no_kernel_folder_is_left(tmp
     out, err = grader.communicate()
     assert grader.returncode == 0, err
     assert "graded 4 submission(s)" in out
-    assert len(set(seen.values())) > 4, "no kernel was started ahead of its notebook"   # 4 notebooks, and spares
+    factories = {tag for tag in seen.values() if tag.startswith("factory /")}
+    if os_sandbox[0] is not None:   # one factory per worker, each importing the libraries once
+        assert 1 <= len(factories) <= 2, factories
+    else:                           # 4 notebooks, and the spares started while they ran
+        assert len(set(seen.values())) > 4, "no kernel was started ahead of its notebook"
     assert not [pid for pid in seen if process_alive(pid)], "kernels outlived the grader"
-    assert not [name for name in os.listdir(tmp) if name.startswith(("ag-kernel-", "ag-private-", "ag-sandbox-"))]
+    assert not [name for name in os.listdir(tmp)
+                if name.startswith(("ag-kernel-", "ag-private-", "ag-sandbox-"))]
     results = [json.load(open(ws.path("autograded", f"s{i}", "toy", "grading.json"))) for i in range(4)]
     assert [r["score"] for r in results] == [6.0] * 4
