@@ -248,11 +248,12 @@ def _ones(backend, n, dtype):
     Only fast paths read it, and never hand it out, so nothing can change it in place. The
     cache stays small: a training loop meets a batch size or two."""
     key = (backend, n, dtype)
-    if key not in _ONES:
+    ones = _ONES.get(key)  # one lookup: another thread may clear the cache in between
+    if ones is None:
         if len(_ONES) >= 16:
             _ONES.clear()
-        _ONES[key] = backend.xp.ones(n, dtype=dtype)
-    return _ONES[key]
+        ones = _ONES[key] = backend.xp.ones(n, dtype=dtype)
+    return ones
 
 
 def linear(x, weight, bias=None):
