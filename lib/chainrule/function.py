@@ -208,6 +208,19 @@ class Function(engine.Node):
         """Whether this backward pass reads the output (for an op with ``saves_output``)."""
         return True
 
+    def on_arrays(self, grad):
+        """Whether this backward pass may compute on arrays instead of through tensor ops, for
+        ops that have such a fast path: in a small network's training step the ops' per-call
+        costs outweigh the arithmetic. Only where the ops would record nothing and need no rule:
+        no ``create_graph``, no vmap, no batch of seeds (``grad`` has the output's shape), no
+        saved_tensors_hooks; the general path handles everything else."""
+        return (not state.enabled and not batching.levels and self.packed is None
+                and grad._backend is self.backend and grad._array.shape == self.out_shape)
+
+    def tensor(self, array):
+        """An array computed by a fast path (see ``on_arrays``), as a tensor on this node's device."""
+        return Tensor._make(self.backend.wrap(array), self.backend)
+
     def forward(self, xp, *arrays):
         raise NotImplementedError
 

@@ -48,16 +48,17 @@ class SGD(Optimizer):
     @no_grad()
     def step(self):
         for group in self.param_groups:
+            lr, momentum = group["lr"], group["momentum"]
             for p in group["params"]:
-                if p.grad is None:
-                    continue
                 update = p.grad
-                if group["momentum"]:
+                if update is None:
+                    continue
+                if momentum:
                     state = self.state.setdefault(p, {})
                     previous = state.get("momentum_buffer")
-                    update = update.clone() if previous is None else previous * group["momentum"] + update
+                    update = update.clone() if previous is None else previous * momentum + update
                     state["momentum_buffer"] = update
-                p.sub_(update, alpha=group["lr"])
+                p.sub_(update, alpha=lr)
 
 
 __getattr__ = not_covered_in('torch.optim')  # what PyTorch has and chainrule lacks: one clear line

@@ -37,6 +37,9 @@ def _seeds(outputs, grad_outputs, is_grads_batched=False):
             if output.numel() != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
             seed = ones_like(output)
+            seed._owned = True  # made here, as the output is: none of the checks below can fail
+            seeds.append(seed)
+            continue
         expected = output._array.shape
         got = seed._array.shape[1:] if is_grads_batched else seed._array.shape
         if got != expected:

@@ -17,7 +17,7 @@ binary_cross_entropy_with_logits = ops.binary_cross_entropy_with_logits
 
 def mse_loss(input, target, reduction="mean"):  # noqa: A002
     """Mean (or summed) squared error; ``reduction='none'`` keeps one value per element."""
-    if tuple(input.shape) != tuple(getattr(target, "shape", input.shape)):
+    if hasattr(target, "shape") and tuple(input.shape) != tuple(target.shape):
         warnings.warn(f"Using a target size ({target.shape}) that is different to the input size "
                       f"({input.shape}). This will likely lead to incorrect results due to "
                       "broadcasting. Please ensure they have the same size.", stacklevel=2)

@@ -428,6 +428,8 @@ class Sigmoid(Pointwise):
         return 1.0 / denominator
 
     def backward(self, grad):
+        if self.on_arrays(grad):
+            return (self.tensor(SigmoidDerivative().forward(self.backend.xp, grad._array, self._output_array)),)
         return (SigmoidDerivative()(grad, self.output),)
 
 
@@ -474,6 +476,8 @@ class Tanh(Pointwise):
         return xp.tanh(a)
 
     def backward(self, grad):
+        if self.on_arrays(grad):
+            return (self.tensor(TanhDerivative().forward(self.backend.xp, grad._array, self._output_array)),)
         return (TanhDerivative()(grad, self.output),)
 
 

@@ -178,6 +178,8 @@ class Linear(Function):
 
     def backward(self, grad):
         x, weight = self.inputs[0], self.inputs[1]  # each kept only if the other needs a gradient
+        if self.on_arrays(grad) and len(self.out_shape) == 2 and grad._array.dtype == self.dtypes[1]:
+            return self.backward_on_arrays(grad._array, x, weight)
         lead = self.lead(grad)
         batch = tuple(grad._array.shape[:lead])
         out_features, in_features = self.shapes[1]
@@ -194,6 +196,19 @@ class Linear(Function):
             # times faster than the array library's reduction over the first axis.
             ones = Tensor._make(grad._backend.xp.ones(rows, dtype=grad._array.dtype), grad._backend)
             grad_b = Matmul()(ones, grad_rows)
+        return grad_x, grad_w, grad_b
+
+    def backward_on_arrays(self, grad, x, weight):
+        """The common case, a batch of rows with nothing recorded: the products of ``backward``
+        on arrays, which gives the same values without four ops' per-call costs."""
+        xp, needs = self.backend.xp, self.needs_input_grad
+        grad_x = grad_w = grad_b = None
+        if needs[0]:
+            grad_x = self.tensor(_matrix_product(xp, grad, weight._array))
+        if needs[1]:
+            grad_w = self.tensor(_matrix_product(xp, grad.T, x._array))
+        if len(needs) > 2 and needs[2]:
+            grad_b = self.tensor(xp.matmul(_ones(self.backend, grad.shape[0], grad.dtype), grad))
         return grad_x, grad_w, grad_b
 
     def batch_rule(self, args, batch_dims):
@@ -223,6 +238,22 @@ class Linear(Function):
         if rows == 1:  # one outer product per sample: its backprop signal times its input
             return BatchedOuter()(_reshape(grad, (batch, out_features)), _reshape(x, (batch, in_features)))
         return _reshape(grad, (batch, rows, out_features)).mT @ _reshape(x, (batch, rows, in_features))
+
+
+_ONES = {}
+
+
+def _ones(backend, n, dtype):
+    """A vector of n ones, made once per (device, n, dtype) instead of on every backward pass.
+    Only fast paths read it, and never hand it out, so nothing can change it in place. The
+    cache stays small: a training loop meets a batch size or two."""
+    key = (backend, n, dtype)
+    ones = _ONES.get(key)  # one lookup: another thread may clear the cache in between
+    if ones is None:
+        if len(_ONES) >= 16:
+            _ONES.clear()
+        ones = _ONES[key] = backend.xp.ones(n, dtype=dtype)
+    return ones
 
 
 def linear(x, weight, bias=None):
