@@ -71,7 +71,8 @@ def test_the_sandbox_is_named_in_the_results(toy, os_sandbox):
     assert result["sandbox"].startswith("bubblewrap ") and "read-only file system" in result["sandbox"]
     timings = result["notebooks"]["toy.ipynb"]["timings"]
     assert set(timings) == {"prepare", "kernel_start", "imports", "cells", "shutdown", "preload"}
-    assert timings["preload"] > 0 and timings["imports"] >= 0 and timings["cells"] > 0
+    # The libraries were imported once, by the worker's kernel factory: the forked kernel had none left.
+    assert timings["preload"] < 0.1 and timings["imports"] >= 0 and timings["cells"] > 0
 
 
 def test_a_damaged_gradebook_is_one_line_and_nothing_is_written(tmp_path, os_sandbox):
