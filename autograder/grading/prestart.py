@@ -150,7 +150,9 @@ def start(recipe: Recipe, factory: "KernelFactory | None" = None) -> StartedKern
         os.link(path, os.path.join(handoff, name))
     sandbox, limits = recipe.sandbox, dict(recipe.limits)
     if sandbox.isolated:
-        home, user, sandbox_argv = HOME, None, bwrap_argv(sandbox.bwrap, handoff, limits["disk_mb"])
+        # A factory's kernel is forked inside the factory's sandbox: no command line of its own.
+        home, user = HOME, None
+        sandbox_argv = [] if factory else bwrap_argv(sandbox.bwrap, handoff, limits["disk_mb"])
     else:
         home, user, sandbox_argv = tempfile.mkdtemp(prefix="ag-sandbox-"), sandbox_user(), []
     connection_file = os.path.join(handoff if sandbox.isolated else private, "connection.json")
@@ -356,8 +358,8 @@ _factories: list[KernelFactory] = []
 
 def factory_for(recipe: Recipe) -> KernelFactory:
     """An idle factory of this process for the recipe's sandbox, tmpfs size, threads and kernel
-    command (started if there is none), emptied of everything its last kernel left, and marked busy until that
-    kernel's job is over (``release``)."""
+    command (started if there is none), marked busy until that
+    kernel's job is over (``release``, which empties its handoff folder)."""
     limits = dict(recipe.limits)
     key = (recipe.sandbox, limits["disk_mb"], limits.get("threads", 1), recipe.command)
     with _lock:
@@ -371,7 +373,6 @@ def factory_for(recipe: Recipe) -> KernelFactory:
             factory = KernelFactory(*key)
             _factories.append(factory)
         factory.busy = True
-    factory.empty_root()
     return factory
 
 
