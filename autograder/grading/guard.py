@@ -463,9 +463,12 @@ def install(spec: dict, report_fd: int) -> None:
             try:
                 take_snapshot()
                 # _posixsubprocess.fork_exec starts processes (multiprocessing's "spawn") without
-                # any audit event: replace it, and refuse a fresh import that would bring it back.
+                # any audit event: replace it, and the reference subprocess keeps (``_fork_exec``,
+                # called after Popen's audit event), and refuse a fresh import that would bring it
+                # back.  Whatever reaches it anyway meets the kernel's process filter.
                 import _posixsubprocess
-                _posixsubprocess.fork_exec = refuse_process
+                import subprocess
+                _posixsubprocess.fork_exec = subprocess._fork_exec = refuse_process
                 _imp.create_dynamic = load_extension
             finally:
                 state["reentrant"] = False

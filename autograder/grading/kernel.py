@@ -26,7 +26,8 @@ Given its job (``execute`` wrote ``spec.json`` to the handoff folder, then said 
    the grader, every name the student must not find; limits the size of files it writes;
    installs :mod:`autograder.grading.guard` (the snapshot is taken at the begin cell);
    in the weak sandbox, when started as root, drops to an unprivileged user (``nobody``)
-   that cannot read the grading workspace (mode 0700);
+   that cannot read the grading workspace (mode 0700); installs a seccomp filter under which
+   no new process starts, native code included (:mod:`autograder.grading.no_new_processes`);
 8. hands over to ipykernel, which runs the notebook.
 """
 
@@ -179,6 +180,11 @@ def main(argv: list[str], forked: bool = False) -> None:
         os.setgroups([])
         os.setgid(gid)
         os.setuid(uid)
+    from autograder.grading.no_new_processes import forbid_new_processes
+
+    why_not = forbid_new_processes()   # from here on no process starts, native code included
+    if why_not:
+        os.write(2, f"{why_not}\n".encode())
     os.chdir(sandbox)
     repo = recipe.get("repo_root")
     sys.path[:] = [p for p in sys.path if p not in ("", ".", repo)]

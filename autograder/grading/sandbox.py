@@ -1,8 +1,8 @@
 """The operating-system sandbox of a grading kernel: bubblewrap (Linux namespaces), or the weak fallback.
 
 Inside bubblewrap a student's kernel sees a read-only file system holding only the Python
-installation, its packages, the course libraries (``lib/``) and the four grader modules the
-kernel itself runs (``kernel``, ``guard``, ``protocol``); a private writable home (a size-capped
+installation, its packages, the course libraries (``lib/``) and the grader modules the
+kernel itself runs (``kernel``, ``guard``, ``protocol``, ``no_new_processes``); a private writable home (a size-capped
 tmpfs, filled with that notebook's release files) and its own ``/tmp``; its own ``/proc`` (a new
 pid namespace: no other process exists), no network (a new net namespace: only its own
 loopback), no capabilities (a user namespace, uid ``nobody``), a new session, and it is killed
@@ -31,9 +31,11 @@ from dataclasses import dataclass
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BWRAP_ENV = "AUTOGRADER_BWRAP"          # the bubblewrap binary (default: bwrap on PATH)
 HOME = "/home/student"                  # the kernel's writable folder, inside the sandbox
-# The only grader modules a kernel runs: the launcher, the guard and the protocol they share.
+# The only grader modules a kernel runs: the launcher, the guard, the protocol they share and
+# the process filter.
 KERNEL_MODULES = ("autograder/__init__.py", "autograder/grading/__init__.py", "autograder/grading/kernel.py",
-                  "autograder/grading/guard.py", "autograder/grading/protocol.py")
+                  "autograder/grading/guard.py", "autograder/grading/protocol.py",
+                  "autograder/grading/no_new_processes.py")
 SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/localtime", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf",
                 "/sys/devices/system/cpu")
 NOBODY = 65534

@@ -49,6 +49,28 @@ def write_submissions(folder: str, samples: dict, only=None) -> str:
     return folder
 
 
+def toy_job(ws, release, sandbox, folder, student: str, double_answer: str):
+    """A grading job of the toy lesson whose first answer cell is ``double_answer``."""
+    from dataclasses import asdict
+
+    from autograder.grading.execute import Limits
+    from autograder.grading.pipeline import load_specs
+    from autograder.grading.results import Job
+
+    os.makedirs(folder)
+    answers = toy_course.answers(double_answer=double_answer)
+    with open(os.path.join(folder, "toy.ipynb"), "w") as fh:
+        fh.write(nbformat.writes(toy_course.fill(release, answers)))
+    return Job(student, folder, load_specs(ws)["toy"], asdict(Limits(**TEST_LIMITS)), sandbox)
+
+
+def cell_output(result: dict, solution_id: str) -> str:
+    """What the graded toy notebook's answer cell ``solution_id`` printed."""
+    nb = nbformat.reads(result["notebooks"]["toy.ipynb"]["notebook"], as_version=4)
+    [cell] = [c for c in nb.cells if c.metadata.get("autograder", {}).get("solution_id") == solution_id]
+    return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+
+
 def make_toy_workspace(root: str, db_url: str | None = None):
     from autograder.grading.workspace import Workspace, build
 

@@ -9,17 +9,16 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import asdict
 
 import nbformat
 import pytest
 
 import toy_course
-from ag_helpers import REPO, TEST_LIMITS, make_toy_workspace, needs_os_sandbox, process_alive, weak_flag
+from ag_helpers import (REPO, TEST_LIMITS, cell_output, make_toy_workspace, needs_os_sandbox, process_alive, toy_job,
+                        weak_flag)
 from autograder.grading import prestart
 from autograder.grading.execute import Limits
-from autograder.grading.pipeline import grade_one, load_specs
-from autograder.grading.results import Job
+from autograder.grading.pipeline import grade_one
 from autograder.grading.sandbox import Sandbox, bwrap_argv
 
 LEAVE_TRACES = """
@@ -49,20 +48,6 @@ print('TRACES OF A:', [where for where, found in [
 EVERY_TRACE = ["sys.modules", "builtins", "globals", "environment", "home", "numpy"]
 
 
-def _job(ws, release, sandbox, folder, student: str, double_answer: str) -> Job:
-    os.makedirs(folder)
-    answers = toy_course.answers(double_answer=double_answer)
-    with open(os.path.join(folder, "toy.ipynb"), "w") as fh:
-        fh.write(nbformat.writes(toy_course.fill(release, answers)))
-    return Job(student, folder, load_specs(ws)["toy"], asdict(Limits(**TEST_LIMITS)), sandbox)
-
-
-def _printed(result: dict, solution_id: str) -> str:
-    nb = nbformat.reads(result["notebooks"]["toy.ipynb"]["notebook"], as_version=4)
-    [cell] = [c for c in nb.cells if c.metadata.get("autograder", {}).get("solution_id") == solution_id]
-    return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
-
-
 def _grade_a_then_b(tmp_path, sandbox, monkeypatch, leave_traces: str = LEAVE_TRACES,
                     look_for_traces: str = LOOK_FOR_TRACES) -> tuple:
     """Grade student A, who leaves traces, then B, who looks for them: (A's result, B's, the kernels taken)."""
@@ -78,17 +63,17 @@ def _grade_a_then_b(tmp_path, sandbox, monkeypatch, leave_traces: str = LEAVE_TR
     prestart.discard_spare()    # a spare or factory of an earlier test in this process is not this test's
     prestart.close_factories()
     double = "def double(v):\n    return 2 * v\n"
-    a = grade_one(_job(ws, release, sandbox, str(tmp_path / "a"), "a_leaves_traces",
+    a = grade_one(toy_job(ws, release, sandbox, str(tmp_path / "a"), "a_leaves_traces",
                        double + leave_traces + look_for_traces)).as_json()
     assert a["score"] == 6, a["notebooks"]["toy.ipynb"]["flags"]
-    assert f"TRACES OF A: {EVERY_TRACE}" in _printed(a, "double_answer")   # A's own kernel sees them all
+    assert f"TRACES OF A: {EVERY_TRACE}" in cell_output(a, "double_answer")   # A's own kernel sees them all
     a_kernel = taken[0]
     assert a_kernel.process.poll() is not None, "a kernel outlived its notebook"
     assert not os.path.exists(a_kernel.private)
     assert not os.path.exists(a_kernel.handoff) or not os.listdir(a_kernel.handoff)   # a factory's: emptied
-    b = grade_one(_job(ws, release, sandbox, str(tmp_path / "b"), "b_looks", double + look_for_traces)).as_json()
+    b = grade_one(toy_job(ws, release, sandbox, str(tmp_path / "b"), "b_looks", double + look_for_traces)).as_json()
     assert b["score"] == 6, b["notebooks"]["toy.ipynb"]["flags"]
-    assert "TRACES OF A: []" in _printed(b, "double_answer")
+    assert "TRACES OF A: []" in cell_output(b, "double_answer")
     with pytest.raises(RuntimeError, match="one notebook only"):
         taken[1].give_job({}, {})
     return a, b, taken
@@ -116,8 +101,8 @@ def test_the_next_submission_is_forked_by_the_same_factory_and_finds_nothing_of_
     needs_os_sandbox(os_sandbox, "kernel factories run in bubblewrap only")
     a, b, taken = _grade_a_then_b(tmp_path, os_sandbox[0], monkeypatch, LEAVE_TRACES + NATIVE_TRACES,
                                   LOOK_FOR_TRACES + LOOK_FOR_NATIVE_TRACES)
-    assert "FOUND /tmp" in _printed(a, "double_answer") and "FOUND /dev/shm" in _printed(a, "double_answer")
-    assert "NOT FOUND /tmp" in _printed(b, "double_answer") and "NOT FOUND /dev/shm" in _printed(b, "double_answer")
+    assert "FOUND /tmp" in cell_output(a, "double_answer") and "FOUND /dev/shm" in cell_output(a, "double_answer")
+    assert "NOT FOUND /tmp" in cell_output(b, "double_answer") and "NOT FOUND /dev/shm" in cell_output(b, "double_answer")
     assert taken[0].factory is taken[1].factory is not None, "B's kernel did not come from A's factory"
     assert isinstance(taken[1].process, prestart.ForkedKernel)
     # The libraries were imported once, by the factory: B's kernel had nothing left to import.
