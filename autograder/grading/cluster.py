@@ -37,6 +37,7 @@ import time
 from typing import Callable
 from urllib.parse import urlsplit
 
+from . import scratch
 from .results import Job
 from .sandbox import SandboxUnavailable, choose
 from .workers import Failure
@@ -213,7 +214,8 @@ def run_shipped(task: Callable, job, files: dict[str, bytes], allow_weak_sandbox
     """On the worker: the submission in a private folder, this machine's sandbox, then the task as locally."""
     if not isinstance(job, Job):
         return task(job)
-    with tempfile.TemporaryDirectory(prefix="ag-submission-") as folder:
+    scratch.remove_orphans()    # once per worker process: what workers lost on this machine left behind
+    with tempfile.TemporaryDirectory(prefix=scratch.prefix("submission")) as folder:
         for name, data in files.items():
             with open(os.path.join(folder, os.path.basename(name)), "wb") as fh:
                 fh.write(data)

@@ -21,6 +21,7 @@ from dataclasses import asdict
 
 import nbformat
 
+from . import scratch
 from .assignment import AssignmentSpec, load_assignment
 from .execute import WATCHDOG_SLACK, Execution, Limits, execute
 from .preflight import Prepared, prepare
@@ -285,6 +286,7 @@ def autograde(ws: Workspace, assignment: str | list[str] | None = None, student:
         sandbox = sandbox or choose(allow_weak_sandbox)   # on a cluster, each worker probes its own
     with RunLock(ws):
         check_gradebook(ws, for_writing=True)
+        scratch.remove_orphans()    # what graders killed on this machine left behind
         return _autograde(ws, chosen, bool(assignment or student), workers, limits, progress, sandbox, force,
                           scheduler, tls_dir, allow_weak_sandbox)
 

@@ -36,6 +36,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from . import scratch
 from .sandbox import HOME, REPO_ROOT, Sandbox, bwrap_argv, library_roots, sandbox_user
 
 KERNEL_COMMAND = [sys.executable, "-m", "autograder.grading.kernel"]
@@ -139,8 +140,8 @@ def _write_private_json(path: str, content: dict) -> None:
 def start(recipe: Recipe, factory: "KernelFactory | None" = None) -> StartedKernel:
     """A kernel in fresh folders: with a ``factory``, the folders only (it forks the kernel at
     ``go``); else a process in a fresh sandbox, which imports the libraries, then waits for ``go``."""
-    private = tempfile.mkdtemp(prefix="ag-private-")
-    handoff = factory.root if factory else tempfile.mkdtemp(prefix="ag-kernel-")
+    private = tempfile.mkdtemp(prefix=scratch.prefix("private"))
+    handoff = factory.root if factory else tempfile.mkdtemp(prefix=scratch.prefix("kernel"))
     # The verdict file and the log stay in ``private``; the kernel opens them through hard links in
     # ``handoff`` and removes those names, with its recipe and its job, before any student code.
     for name in ("verdicts.jsonl", "kernel.log"):
@@ -154,7 +155,7 @@ def start(recipe: Recipe, factory: "KernelFactory | None" = None) -> StartedKern
         home, user = HOME, None
         sandbox_argv = [] if factory else bwrap_argv(sandbox.bwrap, handoff, limits["disk_mb"])
     else:
-        home, user, sandbox_argv = tempfile.mkdtemp(prefix="ag-sandbox-"), sandbox_user(), []
+        home, user, sandbox_argv = tempfile.mkdtemp(prefix=scratch.prefix("sandbox")), sandbox_user(), []
     connection_file = os.path.join(handoff if sandbox.isolated else private, "connection.json")
     recipe_path = os.path.join(handoff, "recipe.json")
     _write_private_json(recipe_path, {
@@ -269,8 +270,8 @@ class KernelFactory:
         self.key = (sandbox, disk_mb, threads, command)
         # Bound into the sandbox: the handoff folder of each kernel in turn.  Not a folder per kernel
         # inside it: the ZMQ socket paths in it must stay within the 107 bytes of a Unix socket's.
-        self.root = tempfile.mkdtemp(prefix="ag-kernel-")
-        self.private = tempfile.mkdtemp(prefix="ag-private-")  # its log
+        self.root = tempfile.mkdtemp(prefix=scratch.prefix("kernel"))
+        self.private = tempfile.mkdtemp(prefix=scratch.prefix("private"))  # its log
         self.argv = bwrap_argv(sandbox.bwrap, self.root, disk_mb) + [*command, "--factory", str(threads), HOME]
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "PYTHONPATH": REPO_ROOT}
         with open(os.path.join(self.private, "factory.log"), "wb") as log:

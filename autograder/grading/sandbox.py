@@ -28,6 +28,8 @@ import sysconfig
 import tempfile
 from dataclasses import dataclass
 
+from . import scratch
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BWRAP_ENV = "AUTOGRADER_BWRAP"          # the bubblewrap binary (default: bwrap on PATH)
 HOME = "/home/student"                  # the kernel's writable folder, inside the sandbox
@@ -131,7 +133,7 @@ def probe(bwrap: str | None = None) -> tuple[Sandbox | None, str]:
         version = subprocess.run([bwrap, "--version"], capture_output=True, text=True, timeout=10).stdout.split()[-1]
     except (OSError, subprocess.SubprocessError, IndexError) as exc:
         return None, f"{bwrap} does not run: {exc}"
-    handoff = tempfile.mkdtemp(prefix="ag-probe-")
+    handoff = tempfile.mkdtemp(prefix=scratch.prefix("probe"))
     try:
         argv = bwrap_argv(bwrap, handoff, 1) + [sys.executable, "-c", "import os, sys; "
                                                 "print(os.getuid(), sum(p.isdigit() for p in os.listdir('/proc')) <= 3)"]

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from . import scratch
 from .kernel import die_with_parent
 
 DUMP_SIGNAL = signal.SIGUSR1
@@ -100,7 +101,7 @@ def run_jobs(jobs: list[dict], task: Callable[[dict], dict], workers: int,
 
     def start_worker() -> _Worker:
         parent, child = ctx.Pipe()
-        fd, dump_path = tempfile.mkstemp(prefix="ag-worker-", suffix=".stacks")
+        fd, dump_path = tempfile.mkstemp(prefix=scratch.prefix("worker"), suffix=".stacks")
         os.close(fd)
         proc = ctx.Process(target=_serve, args=(child, task, dump_path), daemon=True)
         proc.start()
