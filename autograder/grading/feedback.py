@@ -12,9 +12,11 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 
 import nbformat
 
+from . import notes
 from .assignment import hidden_lines, nbmeta
 from .offline_math import exporter as offline_exporter
 from .offline_math import offline_math
@@ -51,18 +53,18 @@ def _summary(result: dict, nbname: str) -> str:
         status = {"pass": _("passed"), "fail": _("failed (see the message under the test)"),
                   "timeout": _("stopped: took too long")}.get(c["status"], c["status"])
         if c.get("cause"):
-            status += f" ({c['cause'].split(';')[0]})"
+            status += f" ({re.split('[;；]', notes.in_language(c['cause'], _))[0]})"
         rows.append(f"| `{gid}` | {c['score']:g} / {c['max']:g} | {status} |")
     score = sum(c["score"] for c in nbres["cells"].values())
     total = sum(c["max"] for c in nbres["cells"].values())
-    notes = [f"- {html.escape(msg)}" for sev, msg in nbres["flags"]
-             if not msg.startswith("grader error") and "Traceback" not in msg]
+    grader_notes = [f"- {html.escape(notes.in_language(msg, _))}" for sev, msg in nbres["flags"]
+                    if not msg.startswith("grader error") and "Traceback" not in msg]
     text = [_("# Feedback: {assignment} / {notebook}").format(assignment=result["assignment"],
                                                              notebook=nbres.get("file_used") or nbname), "",
             _("**Score: {score} / {total}** (student `{student}`)").format(
                 score=f"{score:g}", total=f"{total:g}", student=result["student"]), "", *rows, ""]
-    if notes:
-        text += [_("**Notes from the grader**"), "", *notes, ""]
+    if grader_notes:
+        text += [_("**Notes from the grader**"), "", *grader_notes, ""]
     text += [_("Each test cell below shows the checks you could run yourself; the grader also ran hidden "
                "checks on other inputs. A failed check says what was expected, what your code gave, and "
                "when it recognises a common mistake, a diagnosis.")]

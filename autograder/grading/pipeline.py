@@ -21,7 +21,7 @@ from dataclasses import asdict
 
 import nbformat
 
-from . import scratch
+from . import notes, scratch
 from .assignment import AssignmentSpec, load_assignment
 from .execute import WATCHDOG_SLACK, Execution, Limits, execute
 from .preflight import Prepared, prepare
@@ -52,7 +52,7 @@ def _score(spec_nb, prep: Prepared, execution: Execution | None) -> tuple[dict[s
             if v.status is Status.PASS:
                 cell.score = tc.points
             if v.status is Status.TIMEOUT:
-                flags.append((INFO, f"{gid}: the test was interrupted after the cell time limit"))
+                flags.append((INFO, notes.TEST_INTERRUPTED.format(test=gid)))
             if v.tampered_before:
                 flags.append((REVIEW, f"{gid}: protected state changed before the test, restored: "
                                       + "; ".join(v.tampered_before[:6])))
@@ -85,8 +85,8 @@ def _score(spec_nb, prep: Prepared, execution: Execution | None) -> tuple[dict[s
     return cells, flags
 
 
-STOPPED = {"CellTimeoutError": "did not finish within the cell time limit and was interrupted",
-           "MemoryError": "ran out of memory (the kernel's memory limit)"}
+STOPPED = {"CellTimeoutError": (notes.ANSWER_CELL_TIMED_OUT, notes.CELL_TIMED_OUT),
+           "MemoryError": (notes.ANSWER_CELL_OUT_OF_MEMORY, notes.CELL_OUT_OF_MEMORY)}
 
 
 def _stopped_answer_cells(execution) -> list[tuple[str, list[str]]]:
@@ -103,8 +103,9 @@ def _stopped_answer_cells(execution) -> list[tuple[str, list[str]]]:
             continue
         ename = next((o.get("ename") for o in cell.get("outputs", []) if o.get("output_type") == "error"), None)
         if ename in STOPPED:
-            where = f"answer cell {ag['solution_id']!r}" if ag.get("solution_id") else "a cell"
-            stopped.append((f"{where} {STOPPED[ename]}; the tests after it could not use its results", []))
+            in_answer_cell, in_a_cell = STOPPED[ename]
+            stopped.append((in_answer_cell.format(cell=repr(ag["solution_id"])) if ag.get("solution_id")
+                            else in_a_cell, []))
     return stopped
 
 

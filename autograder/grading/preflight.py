@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import nbformat
 
+from . import notes
 from .assignment import NotebookSpec, nbmeta, normalize, source_text
 from .protocol import begin_cell, stub_cell
 
@@ -89,7 +90,7 @@ def find_file(folder: str, expected: str, spec: NotebookSpec, taken: set) -> tup
         return None, [("review", f"the submission folder is a symbolic link (to {os.readlink(folder)!r}): "
                                  "not graded")]
     if not os.path.isdir(folder):
-        return None, [("review", f"missing notebook {expected}: no submission folder")]
+        return None, [("review", notes.MISSING_FOLDER.format(notebook=expected))]
     path = os.path.join(folder, expected)
     editions = [os.path.join(folder, name) for name in edition_names(expected)]
     handed_in = [p for p in [path, *editions] if os.path.lexists(p)]
@@ -99,8 +100,9 @@ def find_file(folder: str, expected: str, spec: NotebookSpec, taken: set) -> tup
             return None, [("review", problem)]
     if handed_in:
         if len(handed_in) > 1:
-            flags.append(("review", f"several editions of {expected} handed in: graded "
-                                    f"{os.path.basename(handed_in[0])}, not {[os.path.basename(p) for p in handed_in[1:]]}"))
+            flags.append(("review", notes.SEVERAL_EDITIONS.format(
+                notebook=expected, graded=os.path.basename(handed_in[0]),
+                others=[os.path.basename(p) for p in handed_in[1:]])))
         return handed_in[0], flags
     linked = [f for f in sorted(os.listdir(folder)) if f.endswith(".ipynb") and link_problem(os.path.join(folder, f))]
     candidates = sorted(f for f in os.listdir(folder)
@@ -108,7 +110,7 @@ def find_file(folder: str, expected: str, spec: NotebookSpec, taken: set) -> tup
                         and os.path.isfile(os.path.join(folder, f)) and not f.startswith("."))
     if not candidates:
         return None, [("review", link_problem(os.path.join(folder, linked[0])) if linked
-                       else f"missing notebook {expected}")]
+                       else notes.MISSING_NOTEBOOK.format(notebook=expected))]
     ids = set(spec.tests) | {c.grade_id for c in spec.cells if c.grade_id}
 
     def overlap(fname):
@@ -120,9 +122,9 @@ def find_file(folder: str, expected: str, spec: NotebookSpec, taken: set) -> tup
             return 0
 
     best = max(candidates, key=lambda f: (overlap(f), -abs(len(f) - len(expected))))
-    flags.append(("info", f"wrong file name: graded {best!r} as {expected!r}"))
+    flags.append(("info", notes.WRONG_NAME.format(found=repr(best), notebook=repr(expected))))
     if len(candidates) > 1:
-        flags.append(("review", f"several candidate notebooks for {expected}: {candidates}"))
+        flags.append(("review", notes.SEVERAL_CANDIDATES.format(notebook=expected, candidates=candidates)))
     return os.path.join(folder, best), flags
 
 
@@ -182,7 +184,7 @@ def prepare(folder: str, spec: NotebookSpec, taken: set) -> Prepared:
     ks = meta.get("kernelspec") if isinstance(meta.get("kernelspec"), dict) else {}
     want = spec.kernelspec.get("name", "python3")
     if ks.get("name") != want:
-        _flag(prep, "info", f"kernel {ks.get('name')!r} replaced by the grader's sandboxed {want!r}")
+        _flag(prep, "info", notes.KERNEL_REPLACED.format(found=repr(ks.get('name')), wanted=repr(want)))
 
     tests = spec.tests
     known = {c.grade_id: c for c in spec.cells if c.grade_id}
@@ -215,31 +217,30 @@ def prepare(folder: str, spec: NotebookSpec, taken: set) -> Prepared:
         if gid in tests or (not gid and normalize(src) in test_by_release):
             real = gid if gid in tests else test_by_release[normalize(src)]
             if gid is None:
-                _flag(prep, "review", f"test cell {real}: nbgrader metadata stripped (restored)")
+                _flag(prep, "review", notes.TEST_METADATA_STRIPPED.format(test=real))
             if real in placed:
-                _flag(prep, "review", f"test cell {real}: duplicated (extra copy removed)")
+                _flag(prep, "review", notes.TEST_DUPLICATED.format(test=real))
                 continue
             trusted = tests[real]
             if gid and normalize(src) != normalize(trusted.release_source):
-                _flag(prep, "review", f"test cell {real}: edited (restored from the gradebook)")
+                _flag(prep, "review", notes.TEST_EDITED.format(test=real))
             if gid and m.get("points") is not None and float(m.get("points") or 0) != trusted.points:
-                _flag(prep, "review", f"test cell {real}: points changed to {m.get('points')} "
-                                      f"(restored to {trusted.points:g})")
+                _flag(prep, "review", notes.TEST_POINTS_CHANGED.format(test=real, points=m.get('points'),
+                                                                       original=f"{trusted.points:g}"))
             add_stub(real)
             continue
         if gid and gid in known and known[gid].kind == "provided":
             # a locked, provided cell: run the instructor's version
             if normalize(src) != normalize(known[gid].release_source):
-                _flag(prep, "review", f"locked cell {gid}: edited (restored)")
+                _flag(prep, "review", notes.LOCKED_CELL_EDITED.format(cell=gid))
             out_cells.append(nbformat.v4.new_code_cell(known[gid].release_source))
             continue
         if gid and gid not in known:
-            _flag(prep, "info", f"cell with unknown grade_id {gid!r} run as ordinary code")
+            _flag(prep, "info", notes.UNKNOWN_GRADE_ID.format(cell=repr(gid)))
         if not gid:
             close = difflib.get_close_matches(normalize(src), list(test_by_release), n=1, cutoff=0.8)
             if close:
-                _flag(prep, "review", f"an ordinary cell looks like an edited copy of test "
-                                      f"{test_by_release[close[0]]} (run as student code)")
+                _flag(prep, "review", notes.LOOKS_LIKE_A_TEST.format(test=test_by_release[close[0]]))
         if normalize(src) not in course_code:
             for label in scan(src):
                 suspicious.setdefault(label, []).append(n)
@@ -251,7 +252,7 @@ def prepare(folder: str, spec: NotebookSpec, taken: set) -> Prepared:
     # Deleted test cells come back after the cell that preceded them in the source.
     order_ids = [c.grade_id for c in spec.cells if c.grade_id]
     for gid in [g for g in order_ids if g in tests and g not in placed]:
-        _flag(prep, "review", f"test cell {gid}: deleted (added back)")
+        _flag(prep, "review", notes.TEST_DELETED.format(test=gid))
         pos = len(out_cells)
         idx = order_ids.index(gid)
         for prev in reversed(order_ids[:idx]):
@@ -266,7 +267,7 @@ def prepare(folder: str, spec: NotebookSpec, taken: set) -> Prepared:
         out_cells.insert(pos, stub)
 
     for label, cells in suspicious.items():
-        _flag(prep, "review", f"suspicious code ({label}) in cell(s) {cells[:5]}")
+        _flag(prep, "review", notes.SUSPICIOUS_CODE.format(what=label, cells=cells[:5]))
 
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": want, "display_name": "Python 3 (autograder sandbox)", "language": "python"}

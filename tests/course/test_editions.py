@@ -155,3 +155,29 @@ def test_feedback_page_speaks_the_notebooks_language():
     result["notebooks"]["01_chain_rule.ipynb"]["file_used"] = "01_chain_rule.ipynb"
     page = _summary(result, "01_chain_rule.ipynb")
     assert "**Score: 0 / 2**" in page and "failed (see the message under the test)" in page
+
+
+def test_the_grader_notes_on_a_chinese_feedback_page_are_in_chinese():
+    from autograder.grading import notes
+    from autograder.grading.feedback import _summary
+
+    stopped = notes.ANSWER_CELL_TIMED_OUT.format(cell="'l1_ex1_hand_gradients'")
+    cells = {"l1_ex1_hand_gradients_test": {"score": 0.0, "max": 2.0, "status": "fail", "cause": stopped}}
+    flags = [("info", notes.WRONG_NAME.format(found="'作业 1.ipynb'", notebook="'01_chain_rule.ipynb'")),
+             ("info", stopped),
+             ("review", notes.SUSPICIOUS_CODE.format(what="opens files", cells=[3, 7])),
+             ("review", "no verdict for ['x']: the kernel died")]     # from no template: stays English
+    result = {"assignment": "01_chain_rule", "student": "jun",
+              "notebooks": {"01_chain_rule.ipynb": {"cells": cells, "flags": flags,
+                                                    "file_used": "01_chain_rule.zh-CN.ipynb"}}}
+    page = _summary(result, "01_chain_rule.ipynb")
+    assert "- 文件名不对：已把 &#x27;作业 1.ipynb&#x27; 当作 &#x27;01_chain_rule.ipynb&#x27; 评分" in page
+    assert ("- 答案单元格 &#x27;l1_ex1_hand_gradients&#x27; 未能在单元格时间限制内运行完，已被中断；"
+            "其后的测试无法使用它的结果") in page
+    assert "未通过（见测试下方的信息） (答案单元格 'l1_ex1_hand_gradients' 未能在单元格时间限制内运行完，已被中断) |" in page
+    assert "- 单元格 [3, 7] 中有可疑代码（opens files）" in page
+    assert "- no verdict for [&#x27;x&#x27;]: the kernel died" in page
+    result["notebooks"]["01_chain_rule.ipynb"]["file_used"] = "01_chain_rule.ipynb"
+    page = _summary(result, "01_chain_rule.ipynb")    # the English edition: the notes as recorded
+    assert "- wrong file name: graded &#x27;作业 1.ipynb&#x27; as &#x27;01_chain_rule.ipynb&#x27;" in page
+    assert "(answer cell 'l1_ex1_hand_gradients' did not finish within the cell time limit and was interrupted) |" in page
