@@ -59,5 +59,8 @@ def in_language(note: str, translate: Callable[[str], str]) -> str:
     for template, pattern in _PATTERNS:
         match = pattern.fullmatch(note)
         if match:
-            return translate(template).format(**match.groupdict())   # names, numbers and code stay
+            values = match.groupdict()   # names, numbers and code stay as they are ...
+            if "what" in values:         # ... but the scan's labels are the course's own words
+                values["what"] = translate(values["what"])
+            return translate(template).format(**values)
     return note

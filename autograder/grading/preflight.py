@@ -19,41 +19,43 @@ from dataclasses import dataclass, field
 import nbformat
 
 from . import notes
+from .notes import N_
 from .assignment import NotebookSpec, nbmeta, normalize, source_text
 from .protocol import begin_cell, stub_cell
 
 MAX_NOTEBOOK_BYTES = 32 * 1024 * 1024
 
 # Patterns that have no business in an answer to these exercises.  They do not change
-# the score (the guard already restores what they change); they ask for a human look.
+# the score (the guard already restores what they change); they ask for a human look.  Their
+# labels are marked for the catalogue: a student's feedback page shows them translated.
 SUSPICIOUS = [
     (r"\b(torch|np|numpy|chainrule|checks|coursework|math|builtins|problems)\s*(\.\s*\w+)+\s*=(?!=)",
-     "assigns to an attribute of a library module"),
+     N_("assigns to an attribute of a library module")),
     # Any use, not only a call: an alias (import coursework.checks as c, from coursework.checks
     # import torch_balance_step) reaches the same reference answers.
     (r"\bchecks\s*\.\s*\w+|\bcoursework\s*\.\s*checks\b|\bfrom\s+coursework\s+import\b[^\n]*\bchecks\b",
-     "uses the course's checks, whose references are the answers"),
-    (r"\bsetattr\s*\(|\bdelattr\s*\(", "setattr/delattr"),
-    (r"__builtins__|\bimport\s+builtins|\bfrom\s+builtins\b", "touches builtins"),
-    (r"\bsys\s*\.\s*modules", "touches sys.modules"),
-    (r"\bget_ipython\s*\(|\binput_transformers|\bast_transformers|\bevents\.register", "hooks into IPython"),
+     N_("uses the course's checks, whose references are the answers")),
+    (r"\bsetattr\s*\(|\bdelattr\s*\(", N_("setattr/delattr")),
+    (r"__builtins__|\bimport\s+builtins|\bfrom\s+builtins\b", N_("touches builtins")),
+    (r"\bsys\s*\.\s*modules", N_("touches sys.modules")),
+    (r"\bget_ipython\s*\(|\binput_transformers|\bast_transformers|\bevents\.register", N_("hooks into IPython")),
     (r"\b(settrace|setprofile|_getframe|currentframe|f_back|f_locals|f_globals|tb_frame|gi_frame)\b",
-     "inspects frames / tracing"),
-    (r"\bgc\s*\.\s*(get_referrers|get_referents|get_objects|callbacks)", "walks the garbage collector"),
-    (r"\bctypes\b|\bcffi\b", "ctypes/cffi"),
-    (r"\b(exec|eval|compile|__import__)\s*\(", "dynamic code (exec/eval/compile/__import__)"),
-    (r"\bimportlib\b", "importlib"),
+     N_("inspects frames / tracing")),
+    (r"\bgc\s*\.\s*(get_referrers|get_referents|get_objects|callbacks)", N_("walks the garbage collector")),
+    (r"\bctypes\b|\bcffi\b", N_("ctypes/cffi")),
+    (r"\b(exec|eval|compile|__import__)\s*\(", N_("dynamic code (exec/eval/compile/__import__)")),
+    (r"\bimportlib\b", N_("importlib")),
     (r"__(del|array|array_ufunc|array_function|torch_function|eq|class|code|globals|dict|subclasses)__",
-     "defines or touches special attributes"),
+     N_("defines or touches special attributes")),
     (r"\b(import|from)\s+(threading|_thread|multiprocessing|signal|subprocess|socket|pty)\b",
-     "threads/signals/processes/sockets"),
-    (r"\bos\s*\.\s*(_exit|kill|system|fork|exec\w*|spawn\w*)|\bsys\s*\.\s*exit", "exits or kills processes"),
-    (r"gradebook|\.\./|/submitted/|/autograded/|/source/", "reaches for grader files"),
-    (r"\bopen\s*\(", "opens files"),
+     N_("threads/signals/processes/sockets")),
+    (r"\bos\s*\.\s*(_exit|kill|system|fork|exec\w*|spawn\w*)|\bsys\s*\.\s*exit", N_("exits or kills processes")),
+    (r"gradebook|\.\./|/submitted/|/autograded/|/source/", N_("reaches for grader files")),
+    (r"\bopen\s*\(", N_("opens files")),
     (r"\bfrom_file\b|\bmemmap\b|\bmmap\b|\bos\s*\.\s*(open|readlink|stat|lstat|link|symlink)\b|/proc\b|/dev/",
-     "native file access, links or /proc"),
+     N_("native file access, links or /proc")),
     (r"\bfaulthandler\b|\bTCPStore\b|\btorch\s*\.\s*distributed\b|\bgetaddrinfo\b",
-     "native crash helpers or network"),
+     N_("native crash helpers or network")),
 ]
 
 

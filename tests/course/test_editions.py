@@ -175,7 +175,7 @@ def test_the_grader_notes_on_a_chinese_feedback_page_are_in_chinese():
     assert ("- 答案单元格 &#x27;l1_ex1_hand_gradients&#x27; 未能在单元格时间限制内运行完，已被中断；"
             "其后的测试无法使用它的结果") in page
     assert "未通过（见测试下方的信息） (答案单元格 'l1_ex1_hand_gradients' 未能在单元格时间限制内运行完，已被中断) |" in page
-    assert "- 单元格 [3, 7] 中有可疑代码（opens files）" in page
+    assert "- 单元格 [3, 7] 中有可疑代码（打开文件）" in page
     assert "- no verdict for [&#x27;x&#x27;]: the kernel died" in page
     result["notebooks"]["01_chain_rule.ipynb"]["file_used"] = "01_chain_rule.ipynb"
     page = _summary(result, "01_chain_rule.ipynb")    # the English edition: the notes as recorded

@@ -30,7 +30,8 @@ def test_template_is_what_the_code_says(tmp_path):
     out = tmp_path / "fresh.pot"
     subprocess.run([str(Path(sys.executable).parent / "pybabel"), "extract", "--no-location", "--omit-header",
                     "-k", "_", "-k", "N_", "--sort-output", "--ignore-dirs=locale", "-o", str(out),
-                    "lib/coursework", "autograder/grading/feedback.py", "autograder/grading/notes.py"],
+                    "lib/coursework", "autograder/grading/feedback.py", "autograder/grading/notes.py",
+                    "autograder/grading/preflight.py"],
                    cwd=ROOT, check=True, capture_output=True)
     fresh = {m.id for m in _catalog(out) if m.id}
     committed = {m.id for m in _catalog(LOCALE / "coursework.pot") if m.id}
