@@ -42,6 +42,11 @@ _NR, _ARCH, _ARG0_LOW = 0, 4, 16          # offsets in struct seccomp_data (litt
 _PR_SET_NO_NEW_PRIVS, _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 38, 22, 2
 
 
+class _SockFprog(ctypes.Structure):
+    """``struct sock_fprog``: the program's length in instructions, and where they are."""
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
 def _program(abi: dict) -> list[tuple[int, int, int, int]]:
     """The filter's instructions, (code, jump if true, jump if false, constant) each."""
     refuse, no_such_call = _ERRNO | errno.EPERM, _ERRNO | errno.ENOSYS
@@ -71,11 +76,7 @@ def forbid_new_processes() -> str:
     program = _program(abi)
     code = b"".join(struct.pack("HBBI", *instruction) for instruction in program)
     instructions = ctypes.create_string_buffer(code, len(code))
-
-    class SockFprog(ctypes.Structure):
-        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
-
-    fprog = SockFprog(len(program), ctypes.cast(instructions, ctypes.c_void_p))
+    fprog = _SockFprog(len(program), ctypes.cast(instructions, ctypes.c_void_p))
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong]
     if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, None, 0, 0) != 0 or \
