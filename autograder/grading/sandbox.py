@@ -1,15 +1,15 @@
 """The operating-system sandbox of a grading kernel: bubblewrap (Linux namespaces), or the weak fallback.
 
 Inside bubblewrap a student's kernel sees a read-only file system holding only the Python
-installation, its packages, the course libraries (``lib/``) and the grader modules the
-kernel itself runs (``kernel``, ``guard``, ``protocol``, ``no_new_processes``); a private
-writable home (a size-capped tmpfs, filled with that notebook's release files) and its own
-``/tmp``; its own ``/proc`` (a new pid namespace: no other process exists), no network (a new
-net namespace: only its own loopback), no capabilities (a user namespace, uid ``nobody``), a new session, and it is killed
-with its parent.  It never sees ``solutions/``, the grading workspace, the gradebook, other
-submissions or the grader's private folder.  The only grader folder it sees is its *handoff*
-folder: the spec it reads and deletes before any student code runs, and the ZMQ ``ipc``
-socket files through which the grader talks to it (TCP cannot cross the net namespace).
+installation, its packages, the course libraries (``lib/``) and the grader modules the kernel
+itself runs (``kernel``, ``guard``, ``protocol``, ``no_new_processes``); a private writable home
+(a size-capped tmpfs, filled with that notebook's release files) and its own ``/tmp``; its own
+``/proc`` (a new pid namespace: no other process exists), no network (a new net namespace: only
+its own loopback), no capabilities (a user namespace, uid ``nobody``), a new session, and it is
+killed with its parent. It never sees ``solutions/``, the grading workspace, the gradebook,
+other submissions or the grader's private folder. The only grader folder it sees is its
+*handoff* folder: the spec it reads and deletes before any student code runs, and the ZMQ
+``ipc`` socket files through which the grader talks to it (TCP cannot cross the net namespace).
 
 ``weak`` is the sandbox of machines without user namespaces (a Docker container with the
 default seccomp profile): resource limits, the audit-hook guard, and the drop to ``nobody``
